@@ -1,0 +1,68 @@
+#include <cmath>
+
+#include "ops/ops.h"
+
+namespace lowbit::ops {
+
+namespace {
+
+// y = f(x); dx = dy * df(saved), where `saved` is the input (kSaveInput) or the output.
+enum class Save { input, output };
+
+template <typename F, typename DF>
+Variable unary(const Variable& x, Save save, F f, DF df, const char* name) {
+  Tensor xin = x.data().contiguous();
+  Tensor out = Tensor::empty(xin.shape());
+  const float* px = xin.f32();
+  float* po = out.f32();
+  const int64_t n = xin.numel();
+#pragma omp parallel for simd if (n > 65536) schedule(static)
+  for (int64_t i = 0; i < n; ++i) po[i] = f(px[i]);
+  Tensor saved = save == Save::input ? xin : out;
+  return make_result(
+      std::move(out), {x},
+      [saved, df](const Tensor& gout_in, GradSink& sink) {
+        Tensor gout = gout_in.contiguous();
+        Tensor gx = Tensor::empty(saved.shape());
+        const float* g = gout.f32();
+        const float* s = saved.f32();
+        float* q = gx.f32();
+        const int64_t n = saved.numel();
+#pragma omp parallel for simd if (n > 65536) schedule(static)
+        for (int64_t i = 0; i < n; ++i) q[i] = g[i] * df(s[i]);
+        sink.add(0, std::move(gx));
+      },
+      name);
+}
+
+}  // namespace
+
+Variable relu(const Variable& x) {
+  return unary(x, Save::output, [](float v) { return v > 0.f ? v : 0.f; },
+               [](float y) { return y > 0.f ? 1.f : 0.f; }, "relu");
+}
+
+Variable hardtanh(const Variable& x, float lo, float hi) {
+  LB_CHECK(lo < hi, "hardtanh: min_val ", lo, " must be below max_val ", hi);
+  // PyTorch: gradient passes where lo < x < hi (zero at the bounds).
+  return unary(x, Save::input, [lo, hi](float v) { return v < lo ? lo : (v > hi ? hi : v); },
+               [lo, hi](float v) { return (v > lo && v < hi) ? 1.f : 0.f; }, "hardtanh");
+}
+
+Variable relu6(const Variable& x) { return hardtanh(x, 0.f, 6.f); }
+
+Variable leaky_relu(const Variable& x, float slope) {
+  return unary(x, Save::input, [slope](float v) { return v > 0.f ? v : v * slope; },
+               [slope](float v) { return v > 0.f ? 1.f : slope; }, "leaky_relu");
+}
+
+Variable tanh(const Variable& x) {
+  return unary(x, Save::output, [](float v) { return std::tanh(v); }, [](float y) { return 1.f - y * y; }, "tanh");
+}
+
+Variable sigmoid(const Variable& x) {
+  return unary(x, Save::output, [](float v) { return 1.f / (1.f + std::exp(-v)); },
+               [](float y) { return y * (1.f - y); }, "sigmoid");
+}
+
+}  // namespace lowbit::ops

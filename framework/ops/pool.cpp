@@ -1,0 +1,173 @@
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "ops/ops.h"
+
+namespace lowbit::ops {
+
+namespace {
+
+struct PoolGeom {
+  int64_t n, c, h, w, ho, wo;
+};
+
+PoolGeom pool_geometry(const Shape& xs, const Pool2dOptions& o, const char* name) {
+  LB_CHECK(xs.rank() == 4, name, ": input must be (N, C, H, W), got ", xs.str());
+  LB_CHECK(o.kernel_h > 0 && o.kernel_w > 0 && o.stride_h > 0 && o.stride_w > 0, name, ": kernel and stride must be positive");
+  LB_CHECK(o.pad_h >= 0 && o.pad_w >= 0 && o.pad_h * 2 <= o.kernel_h && o.pad_w * 2 <= o.kernel_w, name,
+           ": padding must be at most half the kernel (PyTorch rule), got padding ", o.pad_h, "x", o.pad_w,
+           " for kernel ", o.kernel_h, "x", o.kernel_w);
+  PoolGeom g{xs[0], xs[1], xs[2], xs[3], 0, 0};
+  g.ho = conv_out_size(g.h, o.kernel_h, o.stride_h, o.pad_h, 1, false);
+  g.wo = conv_out_size(g.w, o.kernel_w, o.stride_w, o.pad_w, 1, false);
+  return g;
+}
+
+}  // namespace
+
+Variable max_pool2d(const Variable& x, const Pool2dOptions& o) {
+  PoolGeom g = pool_geometry(x.shape(), o, "max_pool2d");
+  Tensor xin = x.data().contiguous();
+  Tensor out = Tensor::empty({g.n, g.c, g.ho, g.wo});
+  Tensor arg = Tensor::empty({g.n, g.c, g.ho, g.wo}, DType::s32);  // flat h*w index of the max
+  const float* px = xin.f32();
+  float* po = out.f32();
+  int32_t* pa = arg.data<int32_t>();
+#pragma omp parallel for schedule(static)
+  for (int64_t p = 0; p < g.n * g.c; ++p) {
+    const float* src = px + p * g.h * g.w;
+    for (int64_t oy = 0; oy < g.ho; ++oy) {
+      for (int64_t ox = 0; ox < g.wo; ++ox) {
+        float best = -std::numeric_limits<float>::infinity();
+        int32_t bi = -1;
+        for (int64_t ky = 0; ky < o.kernel_h; ++ky) {
+          const int64_t iy = oy * o.stride_h - o.pad_h + ky;
+          if (iy < 0 || iy >= g.h) continue;
+          for (int64_t kx = 0; kx < o.kernel_w; ++kx) {
+            const int64_t ix = ox * o.stride_w - o.pad_w + kx;
+            if (ix < 0 || ix >= g.w) continue;
+            const float v = src[iy * g.w + ix];
+            if (v > best || bi < 0 || std::isnan(v)) { best = v; bi = static_cast<int32_t>(iy * g.w + ix); }
+          }
+        }
+        const int64_t oi = (p * g.ho + oy) * g.wo + ox;
+        po[oi] = best;
+        pa[oi] = bi;
+      }
+    }
+  }
+  Shape in_shape = xin.shape();
+  return make_result(
+      std::move(out), {x},
+      [arg, g, in_shape](const Tensor& gout_in, GradSink& sink) {
+        Tensor gout = gout_in.contiguous();
+        Tensor gx = Tensor::zeros(in_shape);
+        const float* gy = gout.f32();
+        const int32_t* pa = arg.data<int32_t>();
+        float* q = gx.f32();
+#pragma omp parallel for schedule(static)
+        for (int64_t p = 0; p < g.n * g.c; ++p) {
+          for (int64_t k = 0; k < g.ho * g.wo; ++k) {
+            const int64_t oi = p * g.ho * g.wo + k;
+            q[p * g.h * g.w + pa[oi]] += gy[oi];
+          }
+        }
+        sink.add(0, std::move(gx));
+      },
+      "max_pool2d");
+}
+
+Variable avg_pool2d(const Variable& x, const Pool2dOptions& o) {
+  PoolGeom g = pool_geometry(x.shape(), o, "avg_pool2d");
+  Tensor xin = x.data().contiguous();
+  Tensor out = Tensor::empty({g.n, g.c, g.ho, g.wo});
+  const float* px = xin.f32();
+  float* po = out.f32();
+  // Divisor per output position (depends only on the position, not on n or c).
+  auto divisor = [g, o](int64_t oy, int64_t ox) {
+    const int64_t y0 = oy * o.stride_h - o.pad_h, x0 = ox * o.stride_w - o.pad_w;
+    const int64_t y1 = std::min(y0 + o.kernel_h, g.h + o.pad_h), x1 = std::min(x0 + o.kernel_w, g.w + o.pad_w);
+    if (o.count_include_pad) return static_cast<float>((y1 - y0) * (x1 - x0));
+    return static_cast<float>((std::min(y1, g.h) - std::max<int64_t>(y0, 0)) * (std::min(x1, g.w) - std::max<int64_t>(x0, 0)));
+  };
+#pragma omp parallel for schedule(static)
+  for (int64_t p = 0; p < g.n * g.c; ++p) {
+    const float* src = px + p * g.h * g.w;
+    for (int64_t oy = 0; oy < g.ho; ++oy) {
+      for (int64_t ox = 0; ox < g.wo; ++ox) {
+        float s = 0.f;
+        for (int64_t ky = 0; ky < o.kernel_h; ++ky) {
+          const int64_t iy = oy * o.stride_h - o.pad_h + ky;
+          if (iy < 0 || iy >= g.h) continue;
+          for (int64_t kx = 0; kx < o.kernel_w; ++kx) {
+            const int64_t ix = ox * o.stride_w - o.pad_w + kx;
+            if (ix >= 0 && ix < g.w) s += src[iy * g.w + ix];
+          }
+        }
+        po[(p * g.ho + oy) * g.wo + ox] = s / divisor(oy, ox);
+      }
+    }
+  }
+  Shape in_shape = xin.shape();
+  return make_result(
+      std::move(out), {x},
+      [g, o, in_shape, divisor](const Tensor& gout_in, GradSink& sink) {
+        Tensor gout = gout_in.contiguous();
+        Tensor gx = Tensor::zeros(in_shape);
+        const float* gy = gout.f32();
+        float* q = gx.f32();
+#pragma omp parallel for schedule(static)
+        for (int64_t p = 0; p < g.n * g.c; ++p) {
+          float* dst = q + p * g.h * g.w;
+          for (int64_t oy = 0; oy < g.ho; ++oy) {
+            for (int64_t ox = 0; ox < g.wo; ++ox) {
+              const float v = gy[(p * g.ho + oy) * g.wo + ox] / divisor(oy, ox);
+              for (int64_t ky = 0; ky < o.kernel_h; ++ky) {
+                const int64_t iy = oy * o.stride_h - o.pad_h + ky;
+                if (iy < 0 || iy >= g.h) continue;
+                for (int64_t kx = 0; kx < o.kernel_w; ++kx) {
+                  const int64_t ix = ox * o.stride_w - o.pad_w + kx;
+                  if (ix >= 0 && ix < g.w) dst[iy * g.w + ix] += v;
+                }
+              }
+            }
+          }
+        }
+        sink.add(0, std::move(gx));
+      },
+      "avg_pool2d");
+}
+
+Variable global_avg_pool2d(const Variable& x) {
+  const Shape& xs = x.shape();
+  LB_CHECK(xs.rank() == 4, "global_avg_pool2d: input must be (N, C, H, W), got ", xs.str());
+  const int64_t nc = xs[0] * xs[1], hw = xs[2] * xs[3];
+  Tensor xin = x.data().contiguous();
+  Tensor out = Tensor::empty({xs[0], xs[1], 1, 1});
+  const float* px = xin.f32();
+  float* po = out.f32();
+#pragma omp parallel for schedule(static) if (nc * hw > 65536)
+  for (int64_t p = 0; p < nc; ++p) {
+    float s = 0.f;
+    for (int64_t k = 0; k < hw; ++k) s += px[p * hw + k];
+    po[p] = s / static_cast<float>(hw);
+  }
+  Shape in_shape = xs;
+  return make_result(
+      std::move(out), {x},
+      [in_shape, nc, hw](const Tensor& gout_in, GradSink& sink) {
+        Tensor gout = gout_in.contiguous();
+        Tensor gx = Tensor::empty(in_shape);
+        const float* gy = gout.f32();
+        float* q = gx.f32();
+        const float inv = 1.f / static_cast<float>(hw);
+#pragma omp parallel for schedule(static) if (nc * hw > 65536)
+        for (int64_t p = 0; p < nc; ++p)
+          for (int64_t k = 0; k < hw; ++k) q[p * hw + k] = gy[p] * inv;
+        sink.add(0, std::move(gx));
+      },
+      "global_avg_pool2d");
+}
+
+}  // namespace lowbit::ops
