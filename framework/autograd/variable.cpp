@@ -64,26 +64,33 @@ void Variable::backward(const Tensor& grad_output) {
   LB_CHECK(impl_->requires_grad, "backward() on a variable that does not require grad");
   LB_CHECK(grad_output.shape() == impl_->data.shape(), "backward(): gradient ", grad_output.shape().str(),
            " for a variable of shape ", impl_->data.shape().str());
-  // Iterative post-order DFS over variables that have a grad_fn.
-  std::vector<VariableImpl*> order;
+  // Iterative post-order DFS over variables that have a grad_fn. `order` owns its entries:
+  // an intermediate result is often referenced only by its consumer's Node, which releases
+  // its inputs once it has run, while the intermediate's own backward is still to come.
+  std::vector<std::shared_ptr<VariableImpl>> order;
   std::unordered_set<VariableImpl*> seen;
-  std::vector<std::pair<VariableImpl*, size_t>> stack;
-  stack.push_back({impl_.get(), 0});
+  std::vector<std::pair<std::shared_ptr<VariableImpl>, size_t>> stack;
+  stack.push_back({impl_, 0});
   seen.insert(impl_.get());
   while (!stack.empty()) {
     auto& [v, next] = stack.back();
     Node* node = v->grad_fn.get();
     if (node && next < node->inputs.size()) {
-      VariableImpl* in = node->inputs[next++].get();
-      if (in && in->grad_fn && in->requires_grad && seen.insert(in).second) stack.push_back({in, 0});
+      std::shared_ptr<VariableImpl> in = node->inputs[next++];
+      if (in && in->grad_fn && in->requires_grad && seen.insert(in.get()).second) stack.push_back({std::move(in), 0});
       continue;
     }
-    order.push_back(v);
+    order.push_back(std::move(v));
     stack.pop_back();
   }
-  impl_->grad = grad_output.clone();
+  if (!impl_->grad_fn && impl_->grad.defined()) {
+    impl_->grad.add_(grad_output.contiguous());  // a leaf root accumulates like any other leaf
+  } else {
+    impl_->grad = grad_output.clone();
+  }
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
-    VariableImpl* v = *it;
+    std::shared_ptr<VariableImpl> owned = std::move(*it);  // released at the end of this step
+    VariableImpl* v = owned.get();
     std::shared_ptr<Node> node = v->grad_fn;
     if (!node || !node->backward) continue;
     LB_CHECK(v->grad.defined(), "internal: no gradient reached ", node->name);

@@ -10,8 +10,11 @@ using dt = dnnl::memory::data_type;
 
 namespace {
 
+// Primitives for one geometry. The primitives choose their own (blocked) layouts (format
+// `any`); user tensors stay plain NCHW/OIHW and are reordered in and out only when the chosen
+// layout differs. Backward primitives get the forward descriptor as a hint.
 struct ConvPrims {
-  memory::desc src_md, w_md, b_md, dst_md;
+  memory::desc src_md, w_md, b_md, dst_md;  // plain user layouts
   dnnl::convolution_forward::primitive_desc fwd_pd;
   dnnl::convolution_forward fwd;
   dnnl::convolution_backward_data::primitive_desc bwd_data_pd;
@@ -25,24 +28,25 @@ ConvPrims make_prims(const Conv2dGeometry& g) {
   ConvPrims p;
   p.src_md = memory::desc({g.n, g.c_in, g.h_in, g.w_in}, dt::f32, tag::nchw);
   p.dst_md = memory::desc({g.n, g.c_out, g.h_out, g.w_out}, dt::f32, tag::nchw);
-  if (g.groups == 1) {
-    p.w_md = memory::desc({g.c_out, g.c_in, g.kh, g.kw}, dt::f32, tag::oihw);
-  } else {
-    p.w_md = memory::desc({g.groups, g.c_out / g.groups, g.c_in / g.groups, g.kh, g.kw}, dt::f32, tag::goihw);
-  }
+  memory::dims wdims = g.groups == 1 ? memory::dims{g.c_out, g.c_in, g.kh, g.kw}
+                                     : memory::dims{g.groups, g.c_out / g.groups, g.c_in / g.groups, g.kh, g.kw};
+  p.w_md = memory::desc(wdims, dt::f32, g.groups == 1 ? tag::oihw : tag::goihw);
   p.b_md = g.has_bias ? memory::desc({g.c_out}, dt::f32, tag::x) : memory::desc();
+  memory::desc src_any({g.n, g.c_in, g.h_in, g.w_in}, dt::f32, tag::any);
+  memory::desc dst_any({g.n, g.c_out, g.h_out, g.w_out}, dt::f32, tag::any);
+  memory::desc w_any(wdims, dt::f32, tag::any);
   memory::dims strides{g.stride_h, g.stride_w};
   memory::dims dil{g.dil_h - 1, g.dil_w - 1};
   memory::dims pl{g.pad_top, g.pad_left}, pr{g.pad_bottom, g.pad_right};
   auto alg = dnnl::algorithm::convolution_direct;
-  dnnl::convolution_forward::desc fd(dnnl::prop_kind::forward_training, alg, p.src_md, p.w_md, p.b_md, p.dst_md,
-                                     strides, dil, pl, pr);
+  dnnl::convolution_forward::desc fd(dnnl::prop_kind::forward_training, alg, src_any, w_any, p.b_md, dst_any, strides,
+                                     dil, pl, pr);
   p.fwd_pd = dnnl::convolution_forward::primitive_desc(fd, ctx.engine);
   p.fwd = dnnl::convolution_forward(p.fwd_pd);
-  dnnl::convolution_backward_data::desc bd(alg, p.src_md, p.w_md, p.dst_md, strides, dil, pl, pr);
+  dnnl::convolution_backward_data::desc bd(alg, src_any, w_any, dst_any, strides, dil, pl, pr);
   p.bwd_data_pd = dnnl::convolution_backward_data::primitive_desc(bd, ctx.engine, p.fwd_pd);
   p.bwd_data = dnnl::convolution_backward_data(p.bwd_data_pd);
-  dnnl::convolution_backward_weights::desc wd(alg, p.src_md, p.w_md, p.b_md, p.dst_md, strides, dil, pl, pr);
+  dnnl::convolution_backward_weights::desc wd(alg, src_any, w_any, p.b_md, dst_any, strides, dil, pl, pr);
   p.bwd_w_pd = dnnl::convolution_backward_weights::primitive_desc(wd, ctx.engine, p.fwd_pd);
   p.bwd_w = dnnl::convolution_backward_weights(p.bwd_w_pd);
   return p;
@@ -57,35 +61,64 @@ memory wrap(const memory::desc& md, const void* p) {
   return memory(md, onednn().engine, const_cast<void*>(p));
 }
 
+// `user` in the layout `want`: itself when equal, else a reordered copy.
+memory to_layout(memory user, const memory::desc& want) {
+  if (user.get_desc() == want) return user;
+  memory m(want, onednn().engine);
+  dnnl::reorder(user, m).execute(onednn().stream, user, m);
+  return m;
+}
+
+// A buffer in layout `want` for an output that must end in `user`.
+memory out_buffer(const memory& user, const memory::desc& want) {
+  return user.get_desc() == want ? user : memory(want, onednn().engine);
+}
+
+void copy_back(memory result, memory user) {
+  if (result.get(true) != user.get(true)) dnnl::reorder(result, user).execute(onednn().stream, result, user);
+}
+
 }  // namespace
 
 void conv2d_forward(const Conv2dGeometry& g, const float* src, const float* w, const float* bias, float* dst) {
   ConvPrims& p = prims_for(g);
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, wrap(p.src_md, src)},
-                                       {DNNL_ARG_WEIGHTS, wrap(p.w_md, w)},
-                                       {DNNL_ARG_DST, wrap(p.dst_md, dst)}};
+  auto& s = onednn().stream;
+  memory dst_user = wrap(p.dst_md, dst);
+  memory dst_m = out_buffer(dst_user, p.fwd_pd.dst_desc());
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, to_layout(wrap(p.src_md, src), p.fwd_pd.src_desc())},
+                                       {DNNL_ARG_WEIGHTS, to_layout(wrap(p.w_md, w), p.fwd_pd.weights_desc())},
+                                       {DNNL_ARG_DST, dst_m}};
   if (g.has_bias) args.emplace(DNNL_ARG_BIAS, wrap(p.b_md, bias));
-  p.fwd.execute(onednn().stream, args);
-  onednn().stream.wait();
+  p.fwd.execute(s, args);
+  copy_back(dst_m, dst_user);
+  s.wait();
 }
 
 void conv2d_backward_data(const Conv2dGeometry& g, const float* diff_dst, const float* w, float* diff_src) {
   ConvPrims& p = prims_for(g);
-  p.bwd_data.execute(onednn().stream, {{DNNL_ARG_DIFF_DST, wrap(p.dst_md, diff_dst)},
-                                       {DNNL_ARG_WEIGHTS, wrap(p.w_md, w)},
-                                       {DNNL_ARG_DIFF_SRC, wrap(p.src_md, diff_src)}});
-  onednn().stream.wait();
+  auto& s = onednn().stream;
+  memory dsrc_user = wrap(p.src_md, diff_src);
+  memory dsrc_m = out_buffer(dsrc_user, p.bwd_data_pd.diff_src_desc());
+  p.bwd_data.execute(s, {{DNNL_ARG_DIFF_DST, to_layout(wrap(p.dst_md, diff_dst), p.bwd_data_pd.diff_dst_desc())},
+                         {DNNL_ARG_WEIGHTS, to_layout(wrap(p.w_md, w), p.bwd_data_pd.weights_desc())},
+                         {DNNL_ARG_DIFF_SRC, dsrc_m}});
+  copy_back(dsrc_m, dsrc_user);
+  s.wait();
 }
 
 void conv2d_backward_weights(const Conv2dGeometry& g, const float* src, const float* diff_dst, float* diff_w,
                              float* diff_bias) {
   ConvPrims& p = prims_for(g);
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, wrap(p.src_md, src)},
-                                       {DNNL_ARG_DIFF_DST, wrap(p.dst_md, diff_dst)},
-                                       {DNNL_ARG_DIFF_WEIGHTS, wrap(p.w_md, diff_w)}};
+  auto& s = onednn().stream;
+  memory dw_user = wrap(p.w_md, diff_w);
+  memory dw_m = out_buffer(dw_user, p.bwd_w_pd.diff_weights_desc());
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, to_layout(wrap(p.src_md, src), p.bwd_w_pd.src_desc())},
+                                       {DNNL_ARG_DIFF_DST, to_layout(wrap(p.dst_md, diff_dst), p.bwd_w_pd.diff_dst_desc())},
+                                       {DNNL_ARG_DIFF_WEIGHTS, dw_m}};
   if (g.has_bias) args.emplace(DNNL_ARG_DIFF_BIAS, wrap(p.b_md, diff_bias));
-  p.bwd_w.execute(onednn().stream, args);
-  onednn().stream.wait();
+  p.bwd_w.execute(s, args);
+  copy_back(dw_m, dw_user);
+  s.wait();
 }
 
 }  // namespace lowbit::kernels::cpu

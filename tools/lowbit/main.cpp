@@ -1,1 +1,47 @@
-int main() { return 0; }
+// `lowbit`: train, evaluate and (later) quantize, plan and export networks.
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+#include "core/error.h"
+
+namespace {
+
+const char* kUsage = R"(usage: lowbit <command> [options]
+
+commands:
+  train CONFIG [key.sub=value ...]   train a model from a run config (configs/*.yaml)
+  eval  CONFIG --weights FILE.h5     evaluate trained weights on the config's test set
+
+Run `lowbit <command> --help` for the options and examples of each command.
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
+    std::fputs(kUsage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  if (!std::strcmp(argv[1], "--version")) {
+    std::printf("lowbit %s\n", LOWBIT_VERSION);
+    return 0;
+  }
+  const std::string cmd = argv[1];
+  std::vector<std::string> args(argv + 2, argv + argc);
+  try {
+    if (cmd == "train") return lowbit::cli::cmd_train(args);
+    if (cmd == "eval") return lowbit::cli::cmd_eval(args);
+    std::fprintf(stderr, "lowbit: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
+    return 2;
+  } catch (const lowbit::Error& e) {
+    std::fprintf(stderr, "lowbit %s: error: %s\n", cmd.c_str(), e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "lowbit %s: internal error: %s\n", cmd.c_str(), e.what());
+    return 3;
+  }
+}

@@ -1,0 +1,51 @@
+// Module: the unit models are built from. Holds named parameters (Variables that train),
+// buffers (state that is saved but not trained, e.g. BN running statistics) and child modules.
+// Hierarchical names ("features.0.weight") are the checkpoint and PyTorch-import keys.
+#pragma once
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "autograd/variable.h"
+
+namespace lowbit::nn {
+
+class Module {
+ public:
+  virtual ~Module() = default;
+
+  // One input -> one output. Multi-input modules (add, concat) override forward_multi.
+  virtual Variable forward(const Variable& x) = 0;
+  virtual Variable forward_multi(const std::vector<Variable>& xs);
+  // Output shape for the given input shapes, without computing (throws on mismatch).
+  virtual Shape infer_shape(const std::vector<Shape>& in) const = 0;
+  // Registry type name ("conv2d", "relu", ...), as written in model YAML files.
+  virtual std::string type_name() const = 0;
+  // Number of inputs this module takes (1 except add/concat, which take >= 2).
+  virtual bool multi_input() const { return false; }
+
+  void train(bool on = true);
+  void eval() { train(false); }
+  bool training() const { return training_; }
+
+  // All parameters/buffers of this module and its children, names joined with '.'.
+  std::vector<std::pair<std::string, Variable>> named_parameters(const std::string& prefix = "") const;
+  std::vector<std::pair<std::string, Tensor*>> named_buffers(const std::string& prefix = "");
+  std::vector<Variable> parameters() const;
+  const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& children() const { return children_; }
+
+ protected:
+  Variable register_parameter(const std::string& name, Tensor value, bool requires_grad = true);
+  Tensor* register_buffer(const std::string& name, Tensor value);
+  void register_module(const std::string& name, std::shared_ptr<Module> m);
+
+  bool training_ = true;
+
+ private:
+  std::vector<std::pair<std::string, Variable>> params_;
+  std::vector<std::pair<std::string, std::unique_ptr<Tensor>>> buffers_;
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+};
+
+}  // namespace lowbit::nn

@@ -1,0 +1,39 @@
+// The training loop behind `lowbit train` and `lowbit eval`.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "data/loader.h"
+#include "io/model_file.h"
+#include "io/run_config.h"
+
+namespace lowbit::train {
+
+struct TrainOptions {
+  std::string out_dir;   // run folder (created); "" = runs/<config name>
+  bool quiet = false;    // no progress output
+};
+
+struct TrainResult {
+  double test_acc = 0, test_loss = 0;
+  double train_img_per_s = 0;  // mean over epochs
+  std::string run_dir;
+};
+
+// Loads the data, builds the model, trains for cfg.train.epochs with evaluation after each epoch,
+// writes config.yaml, metrics.csv, metrics.jsonl and weights into the run folder.
+TrainResult run_training(const io::RunConfig& cfg, const TrainOptions& opt);
+
+struct EvalResult {
+  double loss = 0, acc = 0;
+  int64_t samples = 0;
+};
+
+// Mean cross-entropy and accuracy of `model` (put in eval mode) over every sample of `loader`.
+EvalResult evaluate(nn::Module& model, data::DataLoader& loader);
+
+// Training/test data sets as the config describes them (limits applied).
+data::Dataset load_dataset(const io::DataConfig& cfg, bool train);
+data::Transforms make_transforms(const io::DataConfig& cfg, bool train);
+
+}  // namespace lowbit::train
