@@ -24,7 +24,7 @@ install: build
 	cmake --install $(BUILD)
 
 bench: build
-	$(BUILD)/lowbit-bench
+	bash bench/run.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD)

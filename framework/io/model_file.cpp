@@ -87,8 +87,7 @@ void LayerArgs::finish(const std::string& type) {
     if (std::find(used_.begin(), used_.end(), k) == used_.end()) {
       std::vector<std::string> valid(used_.begin() + 3, used_.end());
       LB_FAIL(src_.where(it->first, key_ + "." + k), ": ", key_, ": unknown argument '", k, "' for ", type,
-              " (arguments: ", valid.empty() ? std::string("none") : closest_names(k, valid) +
-              (valid.size() > 3 ? ", ..." : ""), ")");
+              " (arguments: ", valid.empty() ? std::string("none") : closest_names(k, valid), ")");
     }
   }
 }
@@ -132,19 +131,22 @@ std::shared_ptr<nn::Module> make_linear(LayerArgs& a) {
   return std::make_shared<nn::Linear>(o, a.rng());
 }
 
-std::shared_ptr<nn::Module> make_bn(LayerArgs& a) {
+std::shared_ptr<nn::Module> make_bn(LayerArgs& a, bool one_d) {
   nn::BatchNorm2dOptions o;
   const Shape& in = a.in();
-  if (in.rank() != 4) a.fail("", "batch_norm2d needs a (N, C, H, W) input, the previous layer gives " + in.str());
+  const char* type = one_d ? "batch_norm1d" : "batch_norm2d";
+  if (in.rank() != (one_d ? 2u : 4u))
+    a.fail("", std::string(type) + (one_d ? " needs a (N, features) input" : " needs a (N, C, H, W) input") +
+                   ", the previous layer gives " + in.str());
   o.num_features = a.integer("num_features", in[1]);
   o.eps = static_cast<float>(a.number("eps", 1e-5));
   o.momentum = static_cast<float>(a.number("momentum", 0.1));
   o.affine = a.boolean("affine", true);
-  a.finish("batch_norm2d");
+  a.finish(type);
   if (o.num_features != in[1])
     a.fail("num_features", "the input " + in.str() + " has " + std::to_string(in[1]) + " channels but num_features is " +
                                std::to_string(o.num_features));
-  return std::make_shared<nn::BatchNorm2d>(o);
+  return std::make_shared<nn::BatchNorm2d>(o, one_d);
 }
 
 LayerFactory activation(nn::ActivationKind kind, const char* type) {
@@ -186,7 +188,8 @@ std::map<std::string, LayerFactory>& layer_registry() {
     std::map<std::string, LayerFactory> r;
     r["conv2d"] = make_conv2d;
     r["linear"] = make_linear;
-    r["batch_norm2d"] = make_bn;
+    r["batch_norm2d"] = [](LayerArgs& a) { return make_bn(a, false); };
+    r["batch_norm1d"] = [](LayerArgs& a) { return make_bn(a, true); };
     r["relu"] = activation(nn::ActivationKind::relu, "relu");
     r["relu6"] = activation(nn::ActivationKind::relu6, "relu6");
     r["hardtanh"] = activation(nn::ActivationKind::hardtanh, "hardtanh");

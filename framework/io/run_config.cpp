@@ -69,7 +69,7 @@ void merge_checked(YAML::Node out, const YAML::Node& user, const YamlSource& src
     const std::vector<std::string> known = child_keys(out);
     if (std::find(known.begin(), known.end(), k) == known.end()) {
       LB_FAIL(src.where(it->first, key), ": unknown config key '", key, "' (valid keys here: ",
-              closest_names(k, known), ", ...; `lowbit train --help-config` lists all)");
+              closest_names(k, known), "; `lowbit train --help-config` lists all)");
     }
     YAML::Node def = out[k];
     if (def.IsMap() && !is_free_map(key)) {
@@ -103,8 +103,9 @@ void apply_override(YAML::Node root, const YAML::Node& defaults, const std::stri
   // Walk the defaults to check the key exists (free maps accept any child).
   YAML::Node d = YAML::Clone(defaults);  // walked with reset(), never operator=
   std::string walked;
+  bool in_free_map = false;  // keys below a free map are checked later (model params by the model file)
   for (size_t i = 0; i < parts.size(); ++i) {
-    if (is_free_map(walked)) break;
+    if (is_free_map(walked)) { in_free_map = true; break; }
     std::vector<std::string> ks = d.IsMap() ? child_keys(d) : std::vector<std::string>{};
     if (std::find(ks.begin(), ks.end(), parts[i]) == ks.end()) {
       LB_FAIL("override '", text, "': config key '", key, "' does not exist",
@@ -114,8 +115,8 @@ void apply_override(YAML::Node root, const YAML::Node& defaults, const std::stri
     d.reset(d[parts[i]]);
     walked += (walked.empty() ? "" : ".") + parts[i];
   }
-  LB_CHECK(!d.IsMap() || is_free_map(key), "override '", text, "': '", key, "' is a section; set one of its keys (",
-           closest_names("", child_keys(d)), ", ...)");
+  LB_CHECK(in_free_map || !d.IsMap() || is_free_map(key), "override '", text, "': '", key, "' is a section; set one of its keys (",
+           closest_names("", child_keys(d)), ")");
   YAML::Node v;
   try {
     v = YAML::Load(value);

@@ -84,7 +84,10 @@ std::string closest_names(const std::string& name, const std::vector<std::string
   for (const auto& c : candidates) scored.emplace_back(edit_distance(name, c), c);
   std::sort(scored.begin(), scored.end());
   std::string out;
-  for (size_t i = 0; i < scored.size() && i < 3; ++i) out += (i ? ", " : "") + scored[i].second;
+  // Short lists are shown whole (closest first); long ones are cut to the 5 closest.
+  const size_t shown = scored.size() <= 12 ? scored.size() : 5;
+  for (size_t i = 0; i < shown; ++i) out += (i ? ", " : "") + scored[i].second;
+  if (shown < scored.size()) out += ", ...";
   return out;
 }
 

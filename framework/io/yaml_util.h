@@ -27,7 +27,7 @@ bool yaml_bool(const YAML::Node& n, const YamlSource& src, const std::string& ke
 std::string yaml_string(const YAML::Node& n, const YamlSource& src, const std::string& key);
 std::vector<double> yaml_numbers(const YAML::Node& n, const YamlSource& src, const std::string& key);
 
-// Closest candidates to `name` by edit distance ("did you mean ...").
+// Candidates ordered by edit distance to `name` (all of them when <= 12, else the 5 closest).
 std::string closest_names(const std::string& name, const std::vector<std::string>& candidates);
 
 }  // namespace lowbit::io

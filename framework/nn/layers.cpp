@@ -63,7 +63,7 @@ Shape Linear::infer_shape(const std::vector<Shape>& in) const {
   return {s[0], o_.out_features};
 }
 
-BatchNorm2d::BatchNorm2d(const BatchNorm2dOptions& o) : o_(o) {
+BatchNorm2d::BatchNorm2d(const BatchNorm2dOptions& o, bool one_d) : o_(o), one_d_(one_d) {
   LB_CHECK(o.num_features > 0, "batch_norm2d: num_features must be positive, got ", o.num_features);
   LB_CHECK(o.eps > 0 && o.momentum >= 0 && o.momentum <= 1, "batch_norm2d: eps must be > 0 and momentum in [0, 1]");
   if (o.affine) {
@@ -77,13 +77,20 @@ BatchNorm2d::BatchNorm2d(const BatchNorm2dOptions& o) : o_(o) {
 
 Variable BatchNorm2d::forward(const Variable& x) {
   if (training_) num_batches_tracked_->data<int32_t>()[0] += 1;
+  if (one_d_) {
+    LB_CHECK(x.shape().rank() == 2, "batch_norm1d expects a (N, features) input, got ", x.shape().str());
+    Variable y = ops::batch_norm2d(ops::reshape(x, {x.size(0), x.size(1), 1, 1}), gamma_, beta_, *running_mean_,
+                                   *running_var_, training_, o_.momentum, o_.eps);
+    return ops::reshape(y, x.shape());
+  }
   return ops::batch_norm2d(x, gamma_, beta_, *running_mean_, *running_var_, training_, o_.momentum, o_.eps);
 }
 
 Shape BatchNorm2d::infer_shape(const std::vector<Shape>& in) const {
   const Shape& s = in.at(0);
-  LB_CHECK(s.rank() == 4, "batch_norm2d expects a (N, C, H, W) input, got ", s.str());
-  LB_CHECK(s[1] == o_.num_features, "batch_norm2d: input ", s.str(), " has ", s[1], " channels but the layer has ",
+  LB_CHECK(s.rank() == (one_d_ ? 2u : 4u), type_name(), " expects a ", one_d_ ? "(N, features)" : "(N, C, H, W)",
+           " input, got ", s.str());
+  LB_CHECK(s[1] == o_.num_features, type_name(), ": input ", s.str(), " has ", s[1], " channels but the layer has ",
            o_.num_features, " features");
   return s;
 }

@@ -61,16 +61,19 @@ struct BatchNorm2dOptions {
   bool affine = true;
 };
 
+// Batch norm over channels: (N, C, H, W) as batch_norm2d, or (N, C) as batch_norm1d
+// (features of a linear layer; computed as (N, C, 1, 1)).
 class BatchNorm2d : public Module {
  public:
-  explicit BatchNorm2d(const BatchNorm2dOptions& o);
+  explicit BatchNorm2d(const BatchNorm2dOptions& o, bool one_d = false);
   Variable forward(const Variable& x) override;
   Shape infer_shape(const std::vector<Shape>& in) const override;
-  std::string type_name() const override { return "batch_norm2d"; }
+  std::string type_name() const override { return one_d_ ? "batch_norm1d" : "batch_norm2d"; }
   const BatchNorm2dOptions& options() const { return o_; }
 
  private:
   BatchNorm2dOptions o_;
+  bool one_d_;
   Variable gamma_, beta_;  // (C) each; undefined when !affine
   Tensor* running_mean_;   // (C)
   Tensor* running_var_;    // (C)

@@ -16,12 +16,16 @@ struct AdamScalars {
 // multiply-adds in torch's AVX2 kernels, so they are std::fma here. (GCC vectorizes this loop
 // only with -fno-math-errno, because of sqrt; the results are the same either way.)
 template <bool kAmsgrad>
-void adam_kernel(int64_t n, float* p, const float* gr, float* m, float* v, float* vmax, const AdamScalars k) {
+void adam_kernel(int64_t n, float* p, const float* gr, float* m, float* v, float* vmax, const AdamScalars& k) {
+  // Locals, so each thread gets them as plain (vectorizable) scalars.
+  const float b1 = k.b1, one_m_b1 = k.one_m_b1, b2 = k.b2, one_m_b2 = k.one_m_b2;
+  const float neg_step = k.neg_step, bias2_sqrt = k.bias2_sqrt, eps = k.eps, wd = k.wd;
+  const bool l2 = k.l2;
 #pragma omp parallel for simd if (n > 65536) schedule(static)
   for (int64_t i = 0; i < n; ++i) {
-    const float gi = k.l2 ? std::fma(k.wd, p[i], gr[i]) : gr[i];
-    const float mi = std::fma(k.one_m_b1, gi, m[i] * k.b1);
-    const float vi = std::fma(k.one_m_b2 * gi, gi, v[i] * k.b2);
+    const float gi = l2 ? std::fma(wd, p[i], gr[i]) : gr[i];
+    const float mi = std::fma(one_m_b1, gi, m[i] * b1);
+    const float vi = std::fma(one_m_b2 * gi, gi, v[i] * b2);
     m[i] = mi;
     v[i] = vi;
     float vh = vi;
@@ -30,8 +34,8 @@ void adam_kernel(int64_t n, float* p, const float* gr, float* m, float* v, float
       vh = (a > vi || a != a) ? a : vi;  // torch.maximum: NaN propagates
       vmax[i] = vh;
     }
-    const float denom = std::sqrt(vh) / k.bias2_sqrt + k.eps;
-    p[i] = p[i] + (k.neg_step * mi) / denom;
+    const float denom = std::sqrt(vh) / bias2_sqrt + eps;
+    p[i] = p[i] + (neg_step * mi) / denom;
   }
 }
 
@@ -86,13 +90,15 @@ void Adam::update(const ParamGroup& g, Tensor& param, const Tensor& grad, ParamS
   const double bias1 = 1.0 - std::pow(g.beta1, t);
   const double bias2 = 1.0 - std::pow(g.beta2, t);
   // Scalars as torch's kernels see them (Python floats rounded to float32).
-  const float b1 = static_cast<float>(g.beta1), one_m_b1 = static_cast<float>(1.0 - g.beta1);
-  const float b2 = static_cast<float>(g.beta2), one_m_b2 = static_cast<float>(1.0 - g.beta2);
-  const float neg_step = static_cast<float>(-(g.lr / bias1));
-  const float bias2_sqrt = static_cast<float>(std::sqrt(bias2));
-  const float eps = static_cast<float>(g.eps);
-  const float wd = static_cast<float>(g.weight_decay);
-  const bool l2 = !decoupled_ && g.weight_decay != 0.0;
+  const AdamScalars k{.b1 = static_cast<float>(g.beta1),
+                      .one_m_b1 = static_cast<float>(1.0 - g.beta1),
+                      .b2 = static_cast<float>(g.beta2),
+                      .one_m_b2 = static_cast<float>(1.0 - g.beta2),
+                      .neg_step = static_cast<float>(-(g.lr / bias1)),
+                      .bias2_sqrt = static_cast<float>(std::sqrt(bias2)),
+                      .eps = static_cast<float>(g.eps),
+                      .wd = static_cast<float>(g.weight_decay),
+                      .l2 = !decoupled_ && g.weight_decay != 0.0};
 
   if (decoupled_) {
     // A pass of its own, like torch's param.mul_(): keeps p * f rounded before the update.
@@ -101,7 +107,6 @@ void Adam::update(const ParamGroup& g, Tensor& param, const Tensor& grad, ParamS
     for (int64_t i = 0; i < n; ++i) p[i] *= f;
   }
 
-  AdamScalars k{b1, one_m_b1, b2, one_m_b2, neg_step, bias2_sqrt, eps, wd, l2};
   if (vmax) adam_kernel<true>(n, p, gr, m, v, vmax, k);
   else adam_kernel<false>(n, p, gr, m, v, nullptr, k);
 }

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Bad input to `lowbit train`: each case must exit non-zero (1) with a message that names the
+# file, line and key (or the two shapes), and must not crash.
+# Usage: bad_input.sh path/to/lowbit   (run from the repository root)
+set -u
+LOWBIT=${1:?usage: bad_input.sh path/to/lowbit}
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fails=0; passes=0
+
+# expect NAME WANT_RC PATTERN... -- ARGS...: runs lowbit ARGS, checks exit code and that stderr
+# matches every PATTERN (grep -E).
+expect() {
+  local name=$1 want=$2; shift 2
+  local pats=()
+  while [ "$1" != "--" ]; do pats+=("$1"); shift; done
+  shift
+  "$LOWBIT" "$@" >"$T/out" 2>"$T/err"
+  local rc=$?
+  local ok=1
+  [ "$rc" -eq "$want" ] || { echo "FAIL $name: exit $rc, wanted $want"; ok=0; }
+  for p in "${pats[@]}"; do
+    grep -qE -- "$p" "$T/err" || { echo "FAIL $name: stderr lacks /$p/"; ok=0; }
+  done
+  if [ $ok -eq 1 ]; then passes=$((passes + 1)); echo "ok   $name"; else fails=$((fails + 1)); sed 's/^/     | /' "$T/err" | head -5; fi
+}
+
+cfg() { printf '%s\n' "$@" > "$T/c.yaml"; }
+base=(
+  "model:" "  path: $PWD/models/lenet5.yaml"
+  "data:" "  path: $PWD/tests/cli/none"
+  "train:" "  epochs: 1" "  batch_size: 64"
+)
+
+# 1. Missing data set folder.
+cfg "${base[@]}"
+expect missing_dataset 1 "cannot open" "tests/cli/none" "dataset-fashion-mnist|data.path" -- train "$T/c.yaml" -q
+
+# 2. Wrong-magic and truncated IDX files.
+mkdir -p "$T/bad"
+printf 'not an idx file at all' | gzip > "$T/bad/train-images-idx3-ubyte.gz"
+cp "$T/bad/train-images-idx3-ubyte.gz" "$T/bad/train-labels-idx1-ubyte.gz"
+cfg "model:" "  path: $PWD/models/lenet5.yaml" "data:" "  path: $T/bad"
+expect wrong_magic_idx 1 "train-images-idx3-ubyte.gz" "magic" -- train "$T/c.yaml" -q
+if [ -f /usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz ]; then
+  mkdir -p "$T/trunc"
+  zcat /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz | head -c 100000 | gzip > "$T/trunc/train-images-idx3-ubyte.gz"
+  cp /usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz "$T/trunc/"
+  cfg "model:" "  path: $PWD/models/lenet5.yaml" "data:" "  path: $T/trunc"
+  expect truncated_idx 1 "train-images-idx3-ubyte.gz" "truncated|expected" -- train "$T/c.yaml" -q
+fi
+
+# 3. Malformed YAML.
+printf 'model:\n  path: [unclosed\ntrain: {epochs: 1\n' > "$T/c.yaml"
+expect malformed_yaml 1 "c.yaml:[0-9]+:[0-9]+" "YAML syntax error" -- train "$T/c.yaml"
+
+# 4. Unknown layer type.
+printf 'name: m\ninput: [1, 28, 28]\nlayers:\n  - {type: flatten}\n  - {type: lineer, out_features: 10}\n' > "$T/m.yaml"
+cfg "model:" "  path: $T/m.yaml"
+expect unknown_layer 1 "m.yaml:5:" "unknown layer type 'lineer'" "linear" -- train "$T/c.yaml"
+
+# 5. Mismatched channels between layers (explicit in_channels that disagrees).
+printf 'name: m\ninput: [1, 28, 28]\nlayers:\n  - {type: conv2d, out_channels: 6, kernel_size: 5}\n  - {type: conv2d, in_channels: 8, out_channels: 16, kernel_size: 5}\n' > "$T/m.yaml"
+expect channel_mismatch 1 "m.yaml:5:" "in_channels" "\[1, 6, 24, 24\]" -- train "$T/c.yaml"
+printf 'name: m\ninput: [1, 28, 28]\nlayers:\n  - {name: a, type: conv2d, out_channels: 6, kernel_size: 3, padding: 1}\n  - {name: b, type: conv2d, out_channels: 8, kernel_size: 3, padding: 1}\n  - {type: add, from: [a, b]}\n' > "$T/m.yaml"
+expect add_shape_mismatch 1 "m.yaml:6:" "\[1, 6, 28, 28\]" "\[1, 8, 28, 28\]" -- train "$T/c.yaml"
+printf 'name: m\ninput: [1, 28, 28]\nlayers:\n  - {type: conv2d, out_channels: 6, kernel_size: 5}\n  - {type: linear, out_features: 10}\n' > "$T/m.yaml"
+expect linear_needs_flatten 1 "m.yaml:5:" "flatten" -- train "$T/c.yaml"
+
+# 6. Unknown config key.
+cfg "model:" "  path: $PWD/models/lenet5.yaml" "train:" "  epocs: 3"
+expect unknown_key 1 "c.yaml:4:3" "train.epocs" "epochs" -- train "$T/c.yaml"
+
+# 7. Override of a key that does not exist.
+cfg "model:" "  path: $PWD/models/lenet5.yaml"
+expect bad_override 1 "train.epoks=3" "does not exist" "epochs" -- train "$T/c.yaml" train.epoks=3
+expect bad_model_param 1 "model.params.widht" "widht" "input_size|in_channels" -- train "$T/c.yaml" model.params.widht=2
+
+# 8. Negative batch size (in the file and as an override).
+cfg "model:" "  path: $PWD/models/lenet5.yaml" "train:" "  batch_size: -4"
+expect negative_batch 1 "c.yaml:4:" "train.batch_size" "positive" -- train "$T/c.yaml"
+cfg "model:" "  path: $PWD/models/lenet5.yaml"
+expect negative_batch_override 1 "train.batch_size=-4" "positive" -- train "$T/c.yaml" train.batch_size=-4
+
+# 9. Wrong value types and enum values.
+cfg "model:" "  path: $PWD/models/lenet5.yaml" "optimizer:" "  name: adagrad"
+expect unknown_optimizer 1 "c.yaml:4:" "adagrad" "sgd \| adam \| adamw" -- train "$T/c.yaml"
+cfg "model:" "  path: $PWD/models/lenet5.yaml" "optimizer:" "  lr: fast"
+expect non_number 1 "c.yaml:4:" "optimizer.lr" "expected a number" -- train "$T/c.yaml"
+
+# 10. Missing config file and usage errors.
+expect missing_config 1 "no-such.yaml" -- train "$T/no-such.yaml"
+expect no_config_arg 2 "missing CONFIG" -- train
+expect unknown_flag 2 "unrecognised|unrecognized" -- train "$T/c.yaml" --frobnicate
+
+echo "$passes passed, $fails failed"
+[ $fails -eq 0 ]
