@@ -1,5 +1,6 @@
 #include <cmath>
 
+#include "kernels/common/activation_math.h"
 #include "ops/ops.h"
 
 namespace lowbit::ops {
@@ -38,31 +39,32 @@ Variable unary(const Variable& x, Save save, F f, DF df, const char* name) {
 }  // namespace
 
 Variable relu(const Variable& x) {
-  return unary(x, Save::output, [](float v) { return v > 0.f ? v : 0.f; },
-               [](float y) { return y > 0.f ? 1.f : 0.f; }, "relu");
+  return unary(x, Save::output, [](float v) { return kernels::relu_fwd(v); },
+               [](float y) { return kernels::relu_bwd_from_y(y); }, "relu");
 }
 
 Variable hardtanh(const Variable& x, float lo, float hi) {
   LB_CHECK(lo < hi, "hardtanh: min_val ", lo, " must be below max_val ", hi);
   // PyTorch: gradient passes where lo < x < hi (zero at the bounds).
-  return unary(x, Save::input, [lo, hi](float v) { return v < lo ? lo : (v > hi ? hi : v); },
-               [lo, hi](float v) { return (v > lo && v < hi) ? 1.f : 0.f; }, "hardtanh");
+  return unary(x, Save::input, [lo, hi](float v) { return kernels::hardtanh_fwd(v, lo, hi); },
+               [lo, hi](float v) { return kernels::hardtanh_bwd_from_x(v, lo, hi); }, "hardtanh");
 }
 
 Variable relu6(const Variable& x) { return hardtanh(x, 0.f, 6.f); }
 
 Variable leaky_relu(const Variable& x, float slope) {
-  return unary(x, Save::input, [slope](float v) { return v > 0.f ? v : v * slope; },
-               [slope](float v) { return v > 0.f ? 1.f : slope; }, "leaky_relu");
+  return unary(x, Save::input, [slope](float v) { return kernels::leaky_relu_fwd(v, slope); },
+               [slope](float v) { return kernels::leaky_relu_bwd_from_x(v, slope); }, "leaky_relu");
 }
 
 Variable tanh(const Variable& x) {
-  return unary(x, Save::output, [](float v) { return std::tanh(v); }, [](float y) { return 1.f - y * y; }, "tanh");
+  return unary(x, Save::output, [](float v) { return kernels::tanh_fwd(v); },
+               [](float y) { return kernels::tanh_bwd_from_y(y); }, "tanh");
 }
 
 Variable sigmoid(const Variable& x) {
-  return unary(x, Save::output, [](float v) { return 1.f / (1.f + std::exp(-v)); },
-               [](float y) { return y * (1.f - y); }, "sigmoid");
+  return unary(x, Save::output, [](float v) { return kernels::sigmoid_fwd(v); },
+               [](float y) { return kernels::sigmoid_bwd_from_y(y); }, "sigmoid");
 }
 
 }  // namespace lowbit::ops

@@ -1,6 +1,6 @@
 #include "train/optim_setup.h"
 
-#include <cmath>
+#include <algorithm>
 
 #include "optim/adam.h"
 #include "optim/sgd.h"
@@ -37,38 +37,25 @@ std::unique_ptr<optim::Optimizer> make_optimizer(const io::OptimizerConfig& c, c
   return nullptr;
 }
 
-LrSchedule::LrSchedule(const io::ScheduleConfig& cfg, optim::Optimizer& opt, int64_t epochs, int64_t iters_per_epoch)
-    : cfg_(cfg), opt_(opt), epochs_(epochs), iters_(std::max<int64_t>(1, iters_per_epoch)) {
-  for (size_t g = 0; g < opt.num_groups(); ++g) base_.push_back(opt.lr(g));
-}
-
-double LrSchedule::lr_at(double base, double e) const {
-  const double w = static_cast<double>(cfg_.warmup_epochs);
-  const double t = std::max(0.0, e - w);  // the main schedule starts after warmup
-  double lr = base;
-  switch (cfg_.kind) {
-    case io::ScheduleKind::constant: break;
-    case io::ScheduleKind::step: lr = base * std::pow(cfg_.gamma, std::floor(t / static_cast<double>(cfg_.step_size))); break;
-    case io::ScheduleKind::multistep: {
-      int passed = 0;
-      for (int64_t m : cfg_.milestones) passed += t >= static_cast<double>(m);
-      lr = base * std::pow(cfg_.gamma, passed);
-      break;
-    }
-    case io::ScheduleKind::cosine: {  // torch CosineAnnealingLR closed form, T_max = epochs - warmup
-      const double tmax = std::max(1.0, static_cast<double>(epochs_) - w);
-      lr = cfg_.eta_min + (base - cfg_.eta_min) * (1 + std::cos(M_PI * std::min(t, tmax) / tmax)) / 2;
-      break;
-    }
+optim::LrScheduleConfig schedule_config(const io::ScheduleConfig& c, int64_t epochs, int64_t iters_per_epoch) {
+  optim::LrScheduleConfig o;
+  const int64_t k = c.per_iteration ? std::max<int64_t>(1, iters_per_epoch) : 1;  // config epochs -> schedule units
+  o.unit = o.warmup_unit = c.per_iteration ? optim::LrUnit::iteration : optim::LrUnit::epoch;
+  switch (c.kind) {
+    case io::ScheduleKind::constant: o.kind = optim::LrKind::constant; break;
+    case io::ScheduleKind::step: o.kind = optim::LrKind::step; break;
+    case io::ScheduleKind::multistep: o.kind = optim::LrKind::multistep; break;
+    case io::ScheduleKind::cosine: o.kind = optim::LrKind::cosine; break;
   }
-  if (e < w) lr *= cfg_.warmup_start_factor + (1.0 - cfg_.warmup_start_factor) * e / w;
-  return lr;
-}
-
-void LrSchedule::apply(int64_t epoch, int64_t iteration) {
-  const double e = cfg_.per_iteration ? static_cast<double>(epoch) + static_cast<double>(iteration) / static_cast<double>(iters_)
-                                      : static_cast<double>(epoch);
-  for (size_t g = 0; g < base_.size(); ++g) opt_.set_lr(g, lr_at(base_[g], e));
+  o.step_size = c.step_size * k;
+  o.gamma = c.gamma;
+  for (int64_t m : c.milestones) o.milestones.push_back(m * k);
+  o.t_max = std::max<int64_t>(1, epochs * k);
+  o.eta_min = c.eta_min;
+  o.warmup = c.warmup_epochs * k;
+  o.warmup_start_factor = c.warmup_start_factor;
+  optim::check_config(o);
+  return o;
 }
 
 }  // namespace lowbit::train

@@ -5,6 +5,7 @@
 #include "io/run_config.h"
 #include "nn/module.h"
 #include "optim/optimizer.h"
+#include "optim/schedule.h"
 
 namespace lowbit::train {
 
@@ -12,23 +13,9 @@ namespace lowbit::train {
 // batch-norm weights, get weight_decay 0).
 std::unique_ptr<optim::Optimizer> make_optimizer(const io::OptimizerConfig& cfg, const nn::Module& model);
 
-// Sets each group's learning rate from its base value at (epoch, iteration).
-// Per-epoch schedules change lr only at epoch boundaries (torch's scheduler.step() per epoch);
-// per_iteration evaluates the same curve at fractional epochs epoch + it / iters_per_epoch.
-// Warmup multiplies by a factor rising linearly from warmup_start_factor to 1 over
-// warmup_epochs (per iteration when per_iteration is set, else per epoch).
-class LrSchedule {
- public:
-  LrSchedule(const io::ScheduleConfig& cfg, optim::Optimizer& opt, int64_t epochs, int64_t iters_per_epoch);
-  void apply(int64_t epoch, int64_t iteration);
-  // Learning rate for base value `base` at a (possibly fractional) epoch.
-  double lr_at(double base, double epoch) const;
-
- private:
-  io::ScheduleConfig cfg_;
-  optim::Optimizer& opt_;
-  int64_t epochs_, iters_;
-  std::vector<double> base_;
-};
+// The run config's schedule in optim::LrSchedule terms. Config values are in epochs; with
+// per_iteration they are converted to iterations (so the curve is evaluated every step).
+// Cosine uses T_max = epochs. Warmup is chained as torch's ChainedScheduler([LinearLR, main]).
+optim::LrScheduleConfig schedule_config(const io::ScheduleConfig& cfg, int64_t epochs, int64_t iters_per_epoch);
 
 }  // namespace lowbit::train

@@ -108,7 +108,7 @@ TrainResult run_training(const io::RunConfig& cfg, const TrainOptions& opt) {
            " must be (N, classes) with at least ", train_ds.num_classes, " classes");
 
   auto optimizer = make_optimizer(cfg.optimizer, model);
-  LrSchedule schedule(cfg.schedule, *optimizer, cfg.train.epochs, train_loader.batches_per_epoch());
+  optim::LrSchedule schedule(*optimizer, schedule_config(cfg.schedule, cfg.train.epochs, train_loader.batches_per_epoch()));
 
   const std::string run_dir = opt.out_dir.empty() ? default_run_dir(cfg.file) : opt.out_dir;
   fs::create_directories(run_dir);
@@ -134,7 +134,7 @@ TrainResult run_training(const io::RunConfig& cfg, const TrainOptions& opt) {
     int64_t seen = 0, correct = 0, it = 0;
     char post[64] = "";
     while (train_loader.next(b)) {
-      schedule.apply(epoch, it);
+      schedule.set_epoch(epoch, it, nb);
       Variable logits = model.forward(Variable(b.x));
       Variable loss = ops::cross_entropy(logits, b.y);
       const float lv = loss.data().item();
