@@ -24,6 +24,8 @@ bool GradSink::needs(size_t i) const {
 void GradSink::add(size_t i, Tensor g) {
   if (!needs(i)) return;
   VariableImpl& v = *node_.inputs[i];
+  LB_CHECK(!v.graph_freed, "backward of ", node_.name, " reaches a result whose graph an earlier backward() already ",
+           "freed: run the forward pass again before a second backward");
   LB_CHECK(g.shape() == v.data.shape(), "backward of ", node_.name, ": gradient ", g.shape().str(),
            " for input ", i, " of shape ", v.data.shape().str());
   if (!v.grad.defined()) {
@@ -62,6 +64,8 @@ void Variable::backward() {
 
 void Variable::backward(const Tensor& grad_output) {
   LB_CHECK(impl_->requires_grad, "backward() on a variable that does not require grad");
+  LB_CHECK(!impl_->graph_freed, "backward() called twice on the same result: its graph was freed by the first call; "
+           "run the forward pass again");
   LB_CHECK(grad_output.shape() == impl_->data.shape(), "backward(): gradient ", grad_output.shape().str(),
            " for a variable of shape ", impl_->data.shape().str());
   // Iterative post-order DFS over variables that have a grad_fn. `order` owns its entries:
@@ -102,6 +106,7 @@ void Variable::backward(const Tensor& grad_output) {
     node->backward = nullptr;
     node->inputs.clear();
     v->grad_fn.reset();
+    v->graph_freed = true;
   }
 }
 

@@ -19,6 +19,7 @@ struct VariableImpl {
   Tensor grad;                     // undefined until a gradient arrives
   bool requires_grad = false;
   std::shared_ptr<Node> grad_fn;   // null for leaves
+  bool graph_freed = false;        // had a grad_fn that a backward() ran and released
 };
 
 class Variable {

@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "ops/ops.h"
 
@@ -34,26 +35,73 @@ Variable max_pool2d(const Variable& x, const Pool2dOptions& o) {
   const float* px = xin.f32();
   float* po = out.f32();
   int32_t* pa = arg.data<int32_t>();
+  // Valid kernel rows/columns per output position, so the inner loops have no bounds checks.
+  std::vector<int64_t> ky0(g.ho), ky1(g.ho), kx0(g.wo), kx1(g.wo);
+  for (int64_t oy = 0; oy < g.ho; ++oy) {
+    const int64_t y0 = oy * o.stride_h - o.pad_h;
+    ky0[oy] = std::max<int64_t>(0, -y0);
+    ky1[oy] = std::min<int64_t>(o.kernel_h, g.h - y0);
+  }
+  for (int64_t ox = 0; ox < g.wo; ++ox) {
+    const int64_t x0 = ox * o.stride_w - o.pad_w;
+    kx0[ox] = std::max<int64_t>(0, -x0);
+    kx1[ox] = std::min<int64_t>(o.kernel_w, g.w - x0);
+  }
+  const bool fast2x2 = o.kernel_h == 2 && o.kernel_w == 2 && o.stride_h == 2 && o.stride_w == 2 && o.pad_h == 0 &&
+                       o.pad_w == 0;
 #pragma omp parallel for schedule(static)
   for (int64_t p = 0; p < g.n * g.c; ++p) {
     const float* src = px + p * g.h * g.w;
+    float* dst = po + p * g.ho * g.wo;
+    int32_t* arg = pa + p * g.ho * g.wo;
+    if (fast2x2) {  // the common case, written branch-free so it vectorizes
+      for (int64_t oy = 0; oy < g.ho; ++oy) {
+        const float* r0 = src + 2 * oy * g.w;
+        const float* r1 = r0 + g.w;
+        const int32_t base = static_cast<int32_t>(2 * oy * g.w);
+        const int32_t w = static_cast<int32_t>(g.w);
+        float* d = dst + oy * g.wo;
+        int32_t* a = arg + oy * g.wo;
+#pragma omp simd
+        for (int64_t ox = 0; ox < g.wo; ++ox) {
+          const int32_t c = static_cast<int32_t>(2 * ox);
+          float m = r0[2 * ox];
+          int32_t i = base + c;
+          const float v1 = r0[2 * ox + 1], v2 = r1[2 * ox], v3 = r1[2 * ox + 1];
+          const bool t1 = v1 > m || v1 != v1;
+          m = t1 ? v1 : m;
+          i = t1 ? base + c + 1 : i;
+          const bool t2 = v2 > m || v2 != v2;
+          m = t2 ? v2 : m;
+          i = t2 ? base + w + c : i;
+          const bool t3 = v3 > m || v3 != v3;
+          m = t3 ? v3 : m;
+          i = t3 ? base + w + c + 1 : i;
+          d[ox] = m;
+          a[ox] = i;
+        }
+      }
+      continue;
+    }
     for (int64_t oy = 0; oy < g.ho; ++oy) {
+      const int64_t y0 = oy * o.stride_h - o.pad_h;
       for (int64_t ox = 0; ox < g.wo; ++ox) {
-        float best = -std::numeric_limits<float>::infinity();
-        int32_t bi = -1;
-        for (int64_t ky = 0; ky < o.kernel_h; ++ky) {
-          const int64_t iy = oy * o.stride_h - o.pad_h + ky;
-          if (iy < 0 || iy >= g.h) continue;
-          for (int64_t kx = 0; kx < o.kernel_w; ++kx) {
-            const int64_t ix = ox * o.stride_w - o.pad_w + kx;
-            if (ix < 0 || ix >= g.w) continue;
-            const float v = src[iy * g.w + ix];
-            if (v > best || bi < 0 || std::isnan(v)) { best = v; bi = static_cast<int32_t>(iy * g.w + ix); }
+        const int64_t x0 = ox * o.stride_w - o.pad_w;
+        // PyTorch semantics: the first maximum wins; a NaN is propagated.
+        int64_t bi = (y0 + ky0[oy]) * g.w + x0 + kx0[ox];
+        float best = src[bi];
+        for (int64_t ky = ky0[oy]; ky < ky1[oy]; ++ky) {
+          const float* row = src + (y0 + ky) * g.w + x0;
+          for (int64_t kx = kx0[ox]; kx < kx1[ox]; ++kx) {
+            // Branch-free select (the comparison is data-dependent and mispredicts often).
+            const float v = row[kx];
+            const bool take = v > best || v != v;
+            best = take ? v : best;
+            bi = take ? (y0 + ky) * g.w + x0 + kx : bi;
           }
         }
-        const int64_t oi = (p * g.ho + oy) * g.wo + ox;
-        po[oi] = best;
-        pa[oi] = bi;
+        dst[oy * g.wo + ox] = best;
+        arg[oy * g.wo + ox] = static_cast<int32_t>(bi);
       }
     }
   }

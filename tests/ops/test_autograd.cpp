@@ -240,3 +240,15 @@ TEST(Autograd, LeafGradientsDoNotShareStorage) {
 }
 
 }  // namespace
+
+// A second backward through a freed graph is an error (PyTorch: "Trying to backward through the
+// graph a second time"), not a silent partial gradient.
+TEST(Autograd, SecondBackwardThroughFreedGraphThrows) {
+  lowbit::Variable x(lowbit::Tensor::full({3}, 2.f), true);
+  lowbit::Variable h = lowbit::ops::mul_scalar(x, 3.f);
+  lowbit::Variable y = lowbit::ops::sum(h);
+  y.backward();
+  EXPECT_THROW(y.backward(), lowbit::Error);
+  lowbit::Variable z = lowbit::ops::sum(lowbit::ops::relu(h));  // reuses h, whose graph is gone
+  EXPECT_THROW(z.backward(), lowbit::Error);
+}
