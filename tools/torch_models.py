@@ -165,13 +165,18 @@ def ds_cnn(in_channels=1, input_h=49, input_w=10, num_classes=12):
 
 
 def _finn_fc(hidden):
-    """FINN TFC/SFC/LFC float stand-in: linear + bias + ReLU (no BatchNorm1d; see tfc.yaml)."""
+    """FINN TFC/SFC/LFC float stand-in: hardtanh activations (see models/tfc.yaml)."""
 
     def make(in_channels=1, input_size=28, num_classes=10):
         layers = [("flatten", nn.Flatten()), ("in_dropout", nn.Dropout(0.2))]
         fin = in_channels * input_size * input_size
         for i in (1, 2, 3):
-            layers += [(f"fc{i}", nn.Linear(fin, hidden)), (f"relu{i}", nn.ReLU()), (f"dropout{i}", nn.Dropout(0.2))]
+            layers += [
+                (f"fc{i}", nn.Linear(fin, hidden, bias=False)),
+                (f"bn{i}", nn.BatchNorm1d(hidden)),
+                (f"act{i}", nn.Hardtanh()),
+                (f"dropout{i}", nn.Dropout(0.2)),
+            ]
             fin = hidden
         layers.append(("fc4", nn.Linear(fin, num_classes)))
         return _seq(layers)
@@ -197,9 +202,11 @@ def cnv(in_channels=3, input_size=32, num_classes=10):
         raise ValueError(f"cnv: input_size {input_size} leaves no pixels after the last conv (needs >= 32)")
     layers += [
         ("flatten", nn.Flatten()),
-        ("fc1", nn.Linear(cin * s * s, 512)),
+        ("fc1", nn.Linear(cin * s * s, 512, bias=False)),
+        ("fc1_bn", nn.BatchNorm1d(512, eps=1e-4)),
         ("fc1_act", nn.Hardtanh()),
-        ("fc2", nn.Linear(512, 512)),
+        ("fc2", nn.Linear(512, 512, bias=False)),
+        ("fc2_bn", nn.BatchNorm1d(512, eps=1e-4)),
         ("fc2_act", nn.Hardtanh()),
         ("fc3", nn.Linear(512, num_classes)),
     ]

@@ -22,6 +22,9 @@
 // sizes larger than the stored bytes can hold, unsupported types or filters (h5py's lzf),
 // external links and external raw-data files all raise lowbit::Error naming the file and
 // object. HDF5's own error printing is turned off; its innermost message is appended.
+// Variable-length strings are decoded by this layer, not by libhdf5: their global heap has no
+// checksums and libhdf5 1.10's reader (H5HG_read) crashes or hangs on corrupt heaps, so the raw
+// heap references are fetched and every heap collection is bounds-checked before use.
 //
 // Threads: the serial libhdf5 is not thread-safe, so every call into it from this layer
 // holds one process-wide lock. Other code must not call libhdf5 concurrently.
@@ -31,6 +34,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 

@@ -46,6 +46,7 @@ train:
   eval_batch_size: 1000
   seed: 0
   threads: 0          # 0 = runtime default (OMP_NUM_THREADS)
+  save_every_steps: 0 # also write last.h5 every N steps (0 = once per epoch)
 )YAML";
 
 namespace {
@@ -148,8 +149,26 @@ std::string to_yaml(const YAML::Node& n) {
   return std::string(e.c_str()) + "\n";
 }
 
+static RunConfig parse_run_config(const YAML::Node& user, const std::string& path, const std::string& base_dir,
+                                  const std::vector<std::string>& overrides);
+
 RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides) {
-  YAML::Node user = load_yaml_file(path);
+  return parse_run_config(load_yaml_file(path), path, std::filesystem::path(path).parent_path().string(), overrides);
+}
+
+RunConfig load_run_config_text(const std::string& text, const std::string& source, const std::string& base_dir,
+                               const std::vector<std::string>& overrides) {
+  YAML::Node user;
+  try {
+    user = YAML::Load(text);
+  } catch (const YAML::ParserException& e) {
+    LB_FAIL(source, ":", e.mark.line + 1, ":", e.mark.column + 1, ": YAML syntax error: ", e.msg);
+  }
+  return parse_run_config(user, source, base_dir, overrides);
+}
+
+static RunConfig parse_run_config(const YAML::Node& user, const std::string& path, const std::string& base_dir,
+                                  const std::vector<std::string>& overrides) {
   YamlSource src{path, {}};
   const YAML::Node defaults = YAML::Load(kRunConfigDefaults);
   YAML::Node root = YAML::Clone(defaults);
@@ -178,10 +197,14 @@ RunConfig load_run_config(const std::string& path, const std::vector<std::string
   std::string model = yaml_string(at("model.path"), src, "model.path");
   LB_CHECK(!model.empty(), src.where(at("model.path"), "model.path"), ": model.path is required (e.g. models/lenet5.yaml)");
   namespace fs = std::filesystem;
-  fs::path rel = fs::path(path).parent_path() / model;
+  fs::path rel = fs::path(base_dir) / model;
   c.model_path = fs::exists(model) ? model : (fs::exists(rel) ? rel.string() : model);
   LB_CHECK(fs::exists(c.model_path), src.where(at("model.path"), "model.path"), ": model file '", model,
            "' not found (looked in the working folder and beside the config)");
+  // The resolved config names the model file as found, so it stays valid from the run folder.
+  std::error_code ec;
+  fs::path abs = fs::absolute(c.model_path, ec);
+  lookup(root, {"model"})["path"] = ec ? c.model_path : abs.lexically_normal().string();
   YAML::Node params = at("model.params");
   LB_CHECK(params.IsMap() || params.IsNull(), src.where(params, "model.params"), ": model.params must be a map");
   for (auto it = params.begin(); it != params.end(); ++it) {
@@ -243,6 +266,7 @@ RunConfig load_run_config(const std::string& path, const std::vector<std::string
   c.train.eval_batch_size = positive("train.eval_batch_size");
   c.train.seed = static_cast<uint64_t>(non_negative("train.seed"));
   c.train.threads = static_cast<int64_t>(non_negative("train.threads"));
+  c.train.save_every_steps = static_cast<int64_t>(non_negative("train.save_every_steps"));
   return c;
 }
 

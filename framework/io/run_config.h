@@ -53,6 +53,7 @@ struct TrainConfig {
   int64_t eval_batch_size = 1000;
   uint64_t seed = 0;
   int64_t threads = 0;  // 0 = runtime default
+  int64_t save_every_steps = 0;  // also write last.h5 every N optimizer steps (0 = only per epoch)
 };
 
 struct RunConfig {
@@ -71,6 +72,10 @@ extern const char* const kRunConfigDefaults;
 
 // Loads `path`, applies `overrides` ("train.epochs=3", "model.params.width=0.5"), validates.
 RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides);
+// The same from YAML text (e.g. the resolved config stored in a checkpoint); `source` names it
+// in messages and relative paths resolve against `base_dir`.
+RunConfig load_run_config_text(const std::string& text, const std::string& source, const std::string& base_dir,
+                               const std::vector<std::string>& overrides);
 
 // YAML text of the resolved config (for config.yaml in the run folder).
 std::string to_yaml(const YAML::Node& n);

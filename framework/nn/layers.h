@@ -129,7 +129,7 @@ class Dropout : public Module {
   Variable forward(const Variable& x) override { return ops::dropout(x, p_, training_, rng_); }
   Shape infer_shape(const std::vector<Shape>& in) const override { return in.at(0); }
   std::string type_name() const override { return "dropout"; }
-  Rng& rng() { return rng_; }
+  Rng* rng_state() override { return &rng_; }
 
  private:
   float p_;

@@ -36,6 +36,15 @@ std::vector<std::pair<std::string, Tensor*>> Module::named_buffers(const std::st
   return out;
 }
 
+std::vector<std::pair<std::string, Module*>> Module::named_modules(const std::string& prefix) {
+  std::vector<std::pair<std::string, Module*>> out{{prefix, this}};
+  for (auto& [name, child] : children_) {
+    auto sub = child->named_modules(join(prefix, name));
+    out.insert(out.end(), sub.begin(), sub.end());
+  }
+  return out;
+}
+
 std::vector<Variable> Module::parameters() const {
   std::vector<Variable> out;
   for (auto& [name, v] : named_parameters()) out.push_back(v);

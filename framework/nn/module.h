@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "autograd/variable.h"
+#include "core/rng.h"
 
 namespace lowbit::nn {
 
@@ -33,6 +34,10 @@ class Module {
   std::vector<std::pair<std::string, Variable>> named_parameters(const std::string& prefix = "") const;
   std::vector<std::pair<std::string, Tensor*>> named_buffers(const std::string& prefix = "");
   std::vector<Variable> parameters() const;
+  // This module ("" or prefix) and all descendants, depth first.
+  std::vector<std::pair<std::string, Module*>> named_modules(const std::string& prefix = "");
+  // A random stream this module owns (dropout), saved in checkpoints; null when none.
+  virtual Rng* rng_state() { return nullptr; }
   const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& children() const { return children_; }
 
  protected:

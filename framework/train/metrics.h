@@ -19,10 +19,17 @@ struct EpochMetrics {
   double wall_time = 0;   // seconds since the run started
 };
 
+// One metrics.jsonl line (no newline).
+std::string to_json(const EpochMetrics& m);
+// Parses metrics.jsonl text written by to_json (throws on a malformed line).
+std::vector<EpochMetrics> parse_jsonl(const std::string& text);
+
 class MetricsLog {
  public:
   explicit MetricsLog(const std::string& run_dir);
   void append(const EpochMetrics& m);
+  // Rewrites both files to hold exactly `history` (resume: the epochs in the checkpoint).
+  void reset(const std::vector<EpochMetrics>& history);
 
  private:
   std::string csv_, jsonl_;

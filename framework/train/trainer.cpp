@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "core/threads.h"
+#include "io/checkpoint.h"
 #include "data/cifar.h"
 #include "data/idx.h"
 #include "ops/ops.h"
@@ -67,6 +68,17 @@ static std::string default_run_dir(const std::string& config_path) {
   return "runs/" + fs::path(config_path).stem().string();
 }
 
+std::string resolve_checkpoint(const std::string& p) {
+  std::error_code ec;
+  if (fs::is_directory(p, ec)) {
+    const std::string last = (fs::path(p) / "last.h5").string();
+    LB_CHECK(fs::exists(last), "resume: ", p, " is a folder without last.h5 (no epoch finished there yet?)");
+    return last;
+  }
+  LB_CHECK(fs::exists(p), "resume: no checkpoint at ", p);
+  return p;
+}
+
 static int64_t count_correct(const Tensor& logits, const Tensor& y) {
   const int64_t bs = logits.size(0), c = logits.size(1);
   const float* p = logits.f32();
@@ -81,101 +93,172 @@ static int64_t count_correct(const Tensor& logits, const Tensor& y) {
   return correct;
 }
 
-TrainResult run_training(const io::RunConfig& cfg, const TrainOptions& opt) {
-  set_num_threads(static_cast<int>(cfg.train.threads));
-  const uint64_t seed = cfg.train.seed;
-  io::BuiltModel built = io::build_model(cfg.model_path, cfg.model_params, seed);
-  nn::Graph& model = *built.graph;
+namespace {
 
-  data::Dataset train_ds = load_dataset(cfg.data, true);
-  data::Dataset test_ds = load_dataset(cfg.data, false);
+// Everything one run needs, built from the config.
+struct Run {
+  io::BuiltModel built;
+  data::Dataset train_ds, test_ds;
+  std::unique_ptr<data::DataLoader> train_loader, test_loader;
+  std::unique_ptr<optim::Optimizer> optimizer;
+  std::unique_ptr<optim::LrSchedule> schedule;
+};
+
+Run build_run(const io::RunConfig& cfg) {
+  Run r;
+  const uint64_t seed = cfg.train.seed;
+  r.built = io::build_model(cfg.model_path, cfg.model_params, seed);
+  r.train_ds = load_dataset(cfg.data, true);
+  r.test_ds = load_dataset(cfg.data, false);
   data::LoaderOptions lo;
   lo.batch_size = cfg.train.batch_size;
   lo.shuffle = true;
   lo.seed = Rng::derive(seed, 2).next_u64();  // the "shuffle + augmentation" stream
   lo.transforms = make_transforms(cfg.data, true);
-  data::DataLoader train_loader(train_ds, lo);
+  r.train_loader = std::make_unique<data::DataLoader>(r.train_ds, lo);
   data::LoaderOptions eo;
   eo.batch_size = cfg.train.eval_batch_size;
   eo.shuffle = false;
   eo.transforms = make_transforms(cfg.data, false);
-  data::DataLoader test_loader(test_ds, eo);
-  const Shape sample = train_loader.sample_shape();
-  LB_CHECK(sample == built.input, cfg.file, ": the model ", cfg.model_path, " expects inputs ", built.input.str(),
+  r.test_loader = std::make_unique<data::DataLoader>(r.test_ds, eo);
+  const Shape sample = r.train_loader->sample_shape();
+  LB_CHECK(sample == r.built.input, cfg.file, ": the model ", cfg.model_path, " expects inputs ", r.built.input.str(),
            " (C, H, W) but the data gives ", sample.str(), ": set model.params (e.g. in_channels, input_size) or data.random_crop");
-  const Shape out = model.infer_shape({Shape({1, sample[0], sample[1], sample[2]})});
-  LB_CHECK(out.rank() == 2 && out[1] >= train_ds.num_classes, cfg.model_path, ": the model's output ", out.str(),
-           " must be (N, classes) with at least ", train_ds.num_classes, " classes");
+  const Shape out = r.built.graph->infer_shape({Shape({1, sample[0], sample[1], sample[2]})});
+  LB_CHECK(out.rank() == 2 && out[1] >= r.train_ds.num_classes, cfg.model_path, ": the model's output ", out.str(),
+           " must be (N, classes) with at least ", r.train_ds.num_classes, " classes");
+  r.optimizer = make_optimizer(cfg.optimizer, *r.built.graph);
+  r.schedule = std::make_unique<optim::LrSchedule>(
+      *r.optimizer, schedule_config(cfg.schedule, cfg.train.epochs, r.train_loader->batches_per_epoch()));
+  return r;
+}
 
-  auto optimizer = make_optimizer(cfg.optimizer, model);
-  optim::LrSchedule schedule(*optimizer, schedule_config(cfg.schedule, cfg.train.epochs, train_loader.batches_per_epoch()));
+std::string history_jsonl(const std::vector<EpochMetrics>& h) {
+  std::string s;
+  for (const auto& m : h) s += to_json(m) + "\n";
+  return s;
+}
 
+}  // namespace
+
+TrainResult run_training(const io::RunConfig& cfg, const TrainOptions& opt) {
+  set_num_threads(static_cast<int>(cfg.train.threads));
+  Run run = build_run(cfg);
+  nn::Graph& model = *run.built.graph;
+  data::DataLoader& train_loader = *run.train_loader;
+  optim::Optimizer& optimizer = *run.optimizer;
+  const std::string config_text = io::to_yaml(cfg.resolved);
+
+  io::TrainProgress prog;
+  prog.threads = num_threads();
+  std::vector<EpochMetrics> history;
+  if (!opt.resume.empty()) {
+    io::CheckpointParts parts = io::read_checkpoint_info(opt.resume);
+    io::load_model_state(opt.resume, model);
+    io::load_training_state(opt.resume, model, optimizer, *run.schedule);
+    LB_CHECK(parts.progress.threads == prog.threads, "resume: ", opt.resume, " was written with ", parts.progress.threads,
+             " threads but this run uses ", prog.threads, ": pass --threads ", parts.progress.threads,
+             " for a bit-identical continuation");
+    prog = parts.progress;
+    history = parse_jsonl(parts.metrics_jsonl);
+  }
   const std::string run_dir = opt.out_dir.empty() ? default_run_dir(cfg.file) : opt.out_dir;
   fs::create_directories(run_dir);
   {
     std::ofstream f(run_dir + "/config.yaml");
     LB_CHECK(f.good(), "cannot write ", run_dir, "/config.yaml");
-    f << "# resolved config of " << cfg.file << " (defaults + file + overrides)\n" << io::to_yaml(cfg.resolved);
+    f << "# resolved config of " << cfg.file << " (defaults + file + overrides)\n" << config_text;
   }
   MetricsLog metrics(run_dir);
+  if (!opt.resume.empty()) metrics.reset(history);
+  const std::string last_path = run_dir + "/last.h5", best_path = run_dir + "/best.h5";
+  auto save = [&](const std::string& path) {
+    io::save_checkpoint(path, model, &optimizer, run.schedule.get(), {config_text, history_jsonl(history), prog});
+  };
+
   const bool tty = !opt.quiet && stderr_is_tty();
   const auto run_start = std::chrono::steady_clock::now();
+  const double wall_offset = prog.wall_time;
+  auto wall = [&] { return wall_offset + std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count(); };
   TrainResult result;
   result.run_dir = run_dir;
-  int64_t step = 0;
   double ips_sum = 0;
-  for (int64_t epoch = 0; epoch < cfg.train.epochs; ++epoch) {
+  int64_t ips_count = 0;
+  const int64_t nb = train_loader.batches_per_epoch();
+  for (int64_t epoch = prog.epoch; epoch < cfg.train.epochs; ++epoch) {
     model.train();
     train_loader.start_epoch(epoch);
-    const int64_t nb = train_loader.batches_per_epoch();
+    int64_t it = 0;
+    if (prog.batches_done > 0) {  // resuming mid-epoch
+      train_loader.skip_batches(prog.batches_done);
+      it = prog.batches_done;
+    } else {
+      prog.epoch_loss_sum = prog.epoch_correct = prog.epoch_seen = 0;
+    }
     ProgressBar bar("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(cfg.train.epochs), nb, tty);
     data::Batch b;
-    double loss_sum = 0;
-    int64_t seen = 0, correct = 0, it = 0;
+    int64_t seen_now = 0;
     char post[64] = "";
     while (train_loader.next(b)) {
-      schedule.set_epoch(epoch, it, nb);
+      run.schedule->set_epoch(epoch, it, nb);
       Variable logits = model.forward(Variable(b.x));
       Variable loss = ops::cross_entropy(logits, b.y);
       const float lv = loss.data().item();
-      LB_CHECK(std::isfinite(lv), "training diverged: loss is ", lv, " at epoch ", epoch + 1, ", step ", step + 1,
+      LB_CHECK(std::isfinite(lv), "training diverged: loss is ", lv, " at epoch ", epoch + 1, ", step ", prog.step + 1,
                " (lower optimizer.lr or check the data normalization)");
-      optimizer->zero_grad();
+      optimizer.zero_grad();
       loss.backward();
-      optimizer->step();
-      ++step;
+      optimizer.step();
+      ++prog.step;
       ++it;
       const int64_t bs = b.y.size(0);
-      loss_sum += lv * static_cast<double>(bs);
-      correct += count_correct(logits.data(), b.y);
-      seen += bs;
-      std::snprintf(post, sizeof post, "loss=%.4f", loss_sum / static_cast<double>(seen));
-      if (!opt.quiet) bar.update(it, seen, post);
+      prog.epoch_loss_sum += lv * static_cast<double>(bs);
+      prog.epoch_correct += static_cast<double>(count_correct(logits.data(), b.y));
+      prog.epoch_seen += static_cast<double>(bs);
+      seen_now += bs;
+      prog.batches_done = it;
+      if (cfg.train.save_every_steps > 0 && prog.step % cfg.train.save_every_steps == 0 && it < nb) {
+        prog.wall_time = wall();
+        save(last_path);
+      }
+      std::snprintf(post, sizeof post, "loss=%.4f", prog.epoch_loss_sum / prog.epoch_seen);
+      if (!opt.quiet) bar.update(it, seen_now, post);
     }
     const double train_time = bar.elapsed();
-    EvalResult ev = evaluate(model, test_loader);
+    EvalResult ev = evaluate(model, *run.test_loader);
     EpochMetrics m;
     m.epoch = epoch + 1;
-    m.step = step;
-    m.lr = optimizer->lr(0);
-    m.train_loss = loss_sum / static_cast<double>(seen);
-    m.train_acc = static_cast<double>(correct) / static_cast<double>(seen);
+    m.step = prog.step;
+    m.lr = optimizer.lr(0);
+    m.train_loss = prog.epoch_loss_sum / prog.epoch_seen;
+    m.train_acc = prog.epoch_correct / prog.epoch_seen;
     m.test_loss = ev.loss;
     m.test_acc = ev.acc;
-    m.img_per_s = static_cast<double>(seen) / train_time;
+    m.img_per_s = static_cast<double>(seen_now) / train_time;
     m.epoch_time = train_time;
-    m.wall_time = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
-    metrics.append(m);
+    m.wall_time = wall();
+    history.push_back(m);
     ips_sum += m.img_per_s;
+    ++ips_count;
+    prog.epoch = epoch + 1;
+    prog.batches_done = 0;
+    prog.epoch_loss_sum = prog.epoch_correct = prog.epoch_seen = 0;
+    prog.wall_time = m.wall_time;
+    const bool best = ev.acc > prog.best_test_acc;
+    if (best) prog.best_test_acc = ev.acc;
+    save(last_path);  // checkpoint first: metrics never list an epoch the checkpoint lacks
+    if (best) save(best_path);
+    metrics.append(m);
     if (!opt.quiet) {
       char fin[128];
       std::snprintf(fin, sizeof fin, "loss=%.4f, test_loss=%.4f, test_acc=%.4f", m.train_loss, m.test_loss, m.test_acc);
-      bar.finish(seen, fin);
+      bar.finish(seen_now, fin);
     }
-    result.test_acc = ev.acc;
-    result.test_loss = ev.loss;
   }
-  result.train_img_per_s = ips_sum / static_cast<double>(cfg.train.epochs);
+  LB_CHECK(!history.empty(), "resume: ", opt.resume, " already finished all ", cfg.train.epochs, " epochs (raise train.epochs to continue)");
+  result.test_acc = history.back().test_acc;
+  result.test_loss = history.back().test_loss;
+  result.train_img_per_s = ips_count ? ips_sum / static_cast<double>(ips_count) : 0;
   return result;
 }
 

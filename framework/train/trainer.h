@@ -12,6 +12,7 @@ namespace lowbit::train {
 struct TrainOptions {
   std::string out_dir;   // run folder (created); "" = runs/<config name>
   bool quiet = false;    // no progress output
+  std::string resume;    // checkpoint to continue from ("" = fresh run)
 };
 
 struct TrainResult {
@@ -21,7 +22,11 @@ struct TrainResult {
 };
 
 // Loads the data, builds the model, trains for cfg.train.epochs with evaluation after each epoch,
-// writes config.yaml, metrics.csv, metrics.jsonl and weights into the run folder.
+// writes config.yaml, metrics.csv, metrics.jsonl, last.h5 (every epoch, and every
+// train.save_every_steps steps) and best.h5 (best test accuracy) into the run folder.
+// With opt.resume, continues from that checkpoint: the final weights equal an uninterrupted
+// run's bit for bit (same seed and thread count), and the metrics files are rewritten to the
+// checkpoint's history before new epochs are appended.
 TrainResult run_training(const io::RunConfig& cfg, const TrainOptions& opt);
 
 struct EvalResult {
@@ -31,6 +36,9 @@ struct EvalResult {
 
 // Mean cross-entropy and accuracy of `model` (put in eval mode) over every sample of `loader`.
 EvalResult evaluate(nn::Module& model, data::DataLoader& loader);
+
+// The checkpoint a --resume argument names: a file, or a run folder's last.h5.
+std::string resolve_checkpoint(const std::string& file_or_run_dir);
 
 // Training/test data sets as the config describes them (limits applied).
 data::Dataset load_dataset(const io::DataConfig& cfg, bool train);

@@ -4,6 +4,10 @@
 
 #include "commands.h"
 #include "core/error.h"
+#include <filesystem>
+
+#include "core/threads.h"
+#include "io/checkpoint.h"
 #include "io/run_config.h"
 #include "train/trainer.h"
 
@@ -18,10 +22,21 @@ examples:
   lowbit train configs/lenet5_fmnist_fp32.yaml
   lowbit train configs/lenet5_fmnist_fp32.yaml train.epochs=3 optimizer.lr=0.1 --out runs/try1
   lowbit train configs/mobilenet_v1_fmnist_fp32.yaml model.params.width=0.25 --threads 2
+  lowbit train --resume runs/lenet5_fmnist_fp32          (continue an interrupted run)
+  lowbit train --resume runs/lenet5_fmnist_fp32 train.epochs=20   (extend a finished run)
   lowbit train --help-config          (every config key with its default)
 
-The run folder gets config.yaml (resolved), metrics.csv, metrics.jsonl and weights.h5.
-The last line printed on stdout is `test_acc=<value>`.
+The run folder gets config.yaml (resolved), metrics.csv, metrics.jsonl, last.h5 (each epoch,
+atomic) and best.h5 (best test accuracy). The last line on stdout is `test_acc=<value>`.
+)";
+
+const char* kEvalExamples = R"(
+examples:
+  lowbit eval runs/lenet5_fmnist_fp32                       (its best.h5, else last.h5)
+  lowbit eval --weights runs/lenet5_fmnist_fp32/last.h5
+  lowbit eval configs/lenet5_fmnist_fp32.yaml --weights my.h5 data.test_limit=1000
+
+Prints test_loss=<value> and, last, test_acc=<value>.
 )";
 
 struct Parsed {
@@ -31,6 +46,7 @@ struct Parsed {
   int threads = -1;
   long long seed = -1;
   bool quiet = false;
+  std::string checkpoint;  // --resume / --weights
 };
 
 // Returns -1 to continue, or an exit code (help printed / usage error).
@@ -57,7 +73,7 @@ int parse(const std::vector<std::string>& args, const char* name, const char* su
     return 2;
   }
   if (vm.count("help")) {
-    std::cout << "usage: lowbit " << name << " CONFIG [key.sub=value ...] [options]\n" << summary << "\n\n" << opts << examples;
+    std::cout << "usage: lowbit " << name << " [CONFIG] [key.sub=value ...] [options]\n" << summary << "\n\n" << opts << examples;
     return 0;
   }
   if (vm.count("help-config")) {
@@ -66,12 +82,21 @@ int parse(const std::vector<std::string>& args, const char* name, const char* su
   }
   std::vector<std::string> positional;
   if (vm.count("positional")) positional = vm["positional"].as<std::vector<std::string>>();
-  if (positional.empty()) {
+  size_t first_override = 0;
+  if (!positional.empty() && positional[0].find('=') == std::string::npos) {
+    std::error_code ec;
+    if (p.checkpoint.empty() && std::filesystem::is_directory(positional[0], ec)) {
+      p.checkpoint = positional[0];  // `lowbit eval RUN_DIR`
+    } else {
+      p.config = positional[0];
+    }
+    first_override = 1;
+  }
+  if (p.config.empty() && p.checkpoint.empty()) {
     std::fprintf(stderr, "lowbit %s: missing CONFIG (a run config such as configs/lenet5_fmnist_fp32.yaml)\n", name);
     return 2;
   }
-  p.config = positional[0];
-  for (size_t i = 1; i < positional.size(); ++i) {
+  for (size_t i = first_override; i < positional.size(); ++i) {
     if (positional[i].find('=') == std::string::npos) {
       std::fprintf(stderr, "lowbit %s: unexpected argument '%s' (overrides look like key.sub=value)\n", name,
                    positional[i].c_str());
@@ -84,19 +109,30 @@ int parse(const std::vector<std::string>& args, const char* name, const char* su
   return -1;
 }
 
+// The run config: CONFIG when given, else the resolved config stored in the checkpoint.
+io::RunConfig config_for(const Parsed& p, const std::string& ckpt) {
+  if (!p.config.empty()) return io::load_run_config(p.config, p.overrides);
+  io::CheckpointParts parts = io::read_checkpoint_info(ckpt);
+  return io::load_run_config_text(parts.config_yaml, ckpt + " (stored config)", ".", p.overrides);
+}
+
 }  // namespace
 
 int cmd_train(const std::vector<std::string>& args) {
   Parsed p;
   po::variables_map vm;
   po::options_description extra;
-  extra.add_options()("help-config", "print every config key with its default");
+  extra.add_options()("help-config", "print every config key with its default")(
+      "resume", po::value<std::string>(&p.checkpoint), "continue from a run folder (its last.h5) or a checkpoint file");
   int rc = parse(args, "train", "Trains the model of a run config and evaluates it after every epoch.", kTrainExamples,
                  extra, p, vm);
   if (rc >= 0) return rc;
-  io::RunConfig cfg = io::load_run_config(p.config, p.overrides);
   train::TrainOptions opt;
+  if (!p.checkpoint.empty()) opt.resume = train::resolve_checkpoint(p.checkpoint);
+  io::RunConfig cfg = config_for(p, opt.resume);
   opt.out_dir = p.out;
+  if (opt.out_dir.empty() && !opt.resume.empty()) opt.out_dir = std::filesystem::path(opt.resume).parent_path().string();
+  if (opt.out_dir.empty() && !opt.resume.empty()) opt.out_dir = ".";
   opt.quiet = p.quiet;
   train::TrainResult r = train::run_training(cfg, opt);
   std::printf("run_dir=%s\n", r.run_dir.c_str());
@@ -104,8 +140,41 @@ int cmd_train(const std::vector<std::string>& args) {
   return 0;
 }
 
-int cmd_eval(const std::vector<std::string>&) {
-  LB_FAIL("lowbit eval: not implemented yet");
+int cmd_eval(const std::vector<std::string>& args) {
+  Parsed p;
+  po::variables_map vm;
+  po::options_description extra;
+  extra.add_options()("weights,w", po::value<std::string>(&p.checkpoint),
+                      "checkpoint file, or a run folder (its best.h5, else last.h5)");
+  int rc = parse(args, "eval", "Evaluates trained weights on the config's test set.", kEvalExamples, extra, p, vm);
+  if (rc >= 0) return rc;
+  if (p.checkpoint.empty()) {
+    std::fprintf(stderr, "lowbit eval: give --weights FILE.h5 or a run folder\n");
+    return 2;
+  }
+  std::string ckpt = p.checkpoint;
+  std::error_code ec;
+  if (std::filesystem::is_directory(ckpt, ec)) {
+    const auto best = std::filesystem::path(ckpt) / "best.h5";
+    ckpt = std::filesystem::exists(best) ? best.string() : train::resolve_checkpoint(ckpt);
+  }
+  LB_CHECK(std::filesystem::exists(ckpt), "no checkpoint at ", ckpt);
+  io::RunConfig cfg = config_for(p, ckpt);
+  set_num_threads(static_cast<int>(cfg.train.threads));
+  io::BuiltModel m = io::build_model(cfg.model_path, cfg.model_params, cfg.train.seed);
+  io::load_model_state(ckpt, *m.graph);
+  data::Dataset test = train::load_dataset(cfg.data, false);
+  data::LoaderOptions eo;
+  eo.batch_size = cfg.train.eval_batch_size;
+  eo.shuffle = false;
+  eo.transforms = train::make_transforms(cfg.data, false);
+  data::DataLoader loader(test, eo);
+  LB_CHECK(loader.sample_shape() == m.input, "the model expects inputs ", m.input.str(), " but the data gives ",
+           loader.sample_shape().str());
+  train::EvalResult r = train::evaluate(*m.graph, loader);
+  std::printf("weights=%s\nsamples=%lld\ntest_loss=%.6f\ntest_acc=%.4f\n", ckpt.c_str(), static_cast<long long>(r.samples),
+              r.loss, r.acc);
+  return 0;
 }
 
 }  // namespace lowbit::cli
