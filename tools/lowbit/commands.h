@@ -8,6 +8,7 @@ namespace lowbit::cli {
 
 int cmd_train(const std::vector<std::string>& args);
 int cmd_eval(const std::vector<std::string>& args);
+int cmd_inspect(const std::vector<std::string>& args);
 int cmd_plan(const std::vector<std::string>& args);
 
 }  // namespace lowbit::cli

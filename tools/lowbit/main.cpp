@@ -14,7 +14,8 @@ const char* kUsage = R"(usage: lowbit <command> [options]
 
 commands:
   train CONFIG [key.sub=value ...]   train a model from a run config (configs/*.yaml)
-  eval  CONFIG --weights FILE.h5     evaluate trained weights on the config's test set
+  eval  [CONFIG] --weights FILE.h5   evaluate trained weights on the config's test set
+  inspect FILE.h5                    list a checkpoint's tensors, progress and config
   plan  MODEL --flash B --ram B      choose per-layer bit widths that fit a device's flash and RAM
 
 Run `lowbit <command> --help` for the options and examples of each command.
@@ -36,6 +37,7 @@ int main(int argc, char** argv) {
   try {
     if (cmd == "train") return lowbit::cli::cmd_train(args);
     if (cmd == "eval") return lowbit::cli::cmd_eval(args);
+    if (cmd == "inspect") return lowbit::cli::cmd_inspect(args);
     if (cmd == "plan") return lowbit::cli::cmd_plan(args);
     std::fprintf(stderr, "lowbit: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
     return 2;
