@@ -32,6 +32,8 @@ constexpr int64_t kMaxFilterRatio = 1100;
 constexpr int64_t kMaxChunkBytes = int64_t{1} << 30;
 constexpr int64_t kMaxChunkSlack = int64_t{1} << 22;  // elements a chunk may exceed its dataset by
 constexpr H5Z_filter_t kLzfFilter = 32000;
+// Written groups keep up to this many links / attributes in their object header.
+constexpr unsigned kMaxCompact = 65535, kMinDense = 0;
 
 // ---- Global state: one lock, HDF5's error printing off --------------------------------------
 
@@ -564,6 +566,7 @@ struct H5Writer::Impl {
   Hid file;
   Hid lcpl;  // UTF-8 link names
   Hid acpl;  // UTF-8 attribute names
+  Hid gcpl;  // compact links and attributes
 
   // Creates the groups along `parts[0..n)` as needed.
   void ensure_groups(const std::vector<std::string>& parts, size_t n, const std::string& fname) {
@@ -577,7 +580,7 @@ struct H5Writer::Impl {
         LB_CHECK(oi.type == H5O_TYPE_GROUP, "'", fname, "': '", prefix, "' is a dataset, so '", join_path(parts, parts.size()),
                  "' cannot be created below it");
       } else {
-        Hid g = group(H5_TRY(H5Gcreate2(file.get(), prefix.c_str(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT), "'", fname,
+        Hid g = group(H5_TRY(H5Gcreate2(file.get(), prefix.c_str(), lcpl.get(), gcpl.get(), H5P_DEFAULT), "'", fname,
                              "': cannot create group '", prefix, "'"));
       }
     }
@@ -630,7 +633,12 @@ H5Writer::H5Writer(const std::string& path, H5WriteOptions options)
   H5_TRY(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_LATEST), "H5Pset_libver_bounds failed");
   H5_TRY(H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG), "H5Pset_fclose_degree failed");
   H5_TRY(H5Pset_file_locking(fapl.get(), true, true), "H5Pset_file_locking failed");
-  impl_->file = Hid(H5_TRY(H5Fcreate(tmp_path_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), "cannot create '",
+  // Links and attributes stay in the (checksummed) object headers instead of dense storage
+  // (fractal heap + B-tree), which libhdf5 1.10 handles badly when corrupt.
+  Hid fcpl = plist(H5_TRY(H5Pcreate(H5P_FILE_CREATE), "H5Pcreate failed"));
+  H5_TRY(H5Pset_link_phase_change(fcpl.get(), kMaxCompact, kMinDense), "H5Pset_link_phase_change failed");
+  H5_TRY(H5Pset_attr_phase_change(fcpl.get(), kMaxCompact, kMinDense), "H5Pset_attr_phase_change failed");
+  impl_->file = Hid(H5_TRY(H5Fcreate(tmp_path_.c_str(), H5F_ACC_TRUNC, fcpl.get(), fapl.get()), "cannot create '",
                            tmp_path_, "' (for '", path, "')"),
                     H5Fclose);
   try {
@@ -638,7 +646,11 @@ H5Writer::H5Writer(const std::string& path, H5WriteOptions options)
     H5_TRY(H5Pset_char_encoding(impl_->lcpl.get(), H5T_CSET_UTF8), "H5Pset_char_encoding failed");
     impl_->acpl = plist(H5_TRY(H5Pcreate(H5P_ATTRIBUTE_CREATE), "H5Pcreate failed"));
     H5_TRY(H5Pset_char_encoding(impl_->acpl.get(), H5T_CSET_UTF8), "H5Pset_char_encoding failed");
+    impl_->gcpl = plist(H5_TRY(H5Pcreate(H5P_GROUP_CREATE), "H5Pcreate failed"));
+    H5_TRY(H5Pset_link_phase_change(impl_->gcpl.get(), kMaxCompact, kMinDense), "H5Pset_link_phase_change failed");
+    H5_TRY(H5Pset_attr_phase_change(impl_->gcpl.get(), kMaxCompact, kMinDense), "H5Pset_attr_phase_change failed");
   } catch (...) {
+    impl_->gcpl.reset();
     impl_->lcpl.reset();
     impl_->acpl.reset();
     impl_->file.reset();
@@ -652,6 +664,7 @@ H5Writer::~H5Writer() {
   Guard g;
   impl_->lcpl.reset();
   impl_->acpl.reset();
+  impl_->gcpl.reset();
   impl_->file.reset();
   H5Eclear2(H5E_DEFAULT);
   ::unlink(tmp_path_.c_str());
@@ -683,6 +696,7 @@ void H5Writer::write_tensor(const std::string& path, const Tensor& t) {
   Hid space = dspace(dims.empty() ? H5Screate(H5S_SCALAR) : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr));
   LB_CHECK(space, "'", path_, "': cannot make a dataspace for '", full, "' ", c.shape().str(), h5_detail());
   Hid dcpl = plist(H5_TRY(H5Pcreate(H5P_DATASET_CREATE), "H5Pcreate failed"));
+  H5_TRY(H5Pset_attr_phase_change(dcpl.get(), kMaxCompact, kMinDense), "H5Pset_attr_phase_change failed");
   if (options_.gzip_level > 0 && !dims.empty() && c.numel() > 0) {
     // Chunks of up to ~1 MiB, whole trailing dimensions first.
     const hsize_t target = std::max<hsize_t>(1, (hsize_t{1} << 20) / dtype_size(c.dtype()));
@@ -779,6 +793,7 @@ void H5Writer::commit() {
     Guard g;
     impl_->lcpl.reset();
     impl_->acpl.reset();
+    impl_->gcpl.reset();
     H5_TRY(H5Fflush(impl_->file.get(), H5F_SCOPE_GLOBAL), "cannot flush '", tmp_path_, "' (disk full?)");
     bool closed = impl_->file.close();
     if (!closed) {
@@ -867,7 +882,10 @@ H5Reader::H5Reader(const std::string& path, H5ReadLimits limits) : impl_(std::ma
     if (H5Fget_vfd_handle(impl_->file.get(), H5P_DEFAULT, &handle) >= 0 && handle) geom.fd = *static_cast<int*>(handle);
     H5Eclear2(H5E_DEFAULT);
     VisitState vs{&datasets_, 0, limits_.max_objects};
-    herr_t r = H5Ovisit2(impl_->file.get(), H5_INDEX_NAME, H5_ITER_INC, visit_cb, &vs, H5O_INFO_BASIC);
+    // Native order: libhdf5 1.10 frees uninitialized pointers when building a sorted link
+    // table from a corrupt dense group fails (H5G__dense_build_table); native order iterates
+    // the index directly. The names are sorted below.
+    herr_t r = H5Ovisit2(impl_->file.get(), H5_INDEX_NAME, H5_ITER_NATIVE, visit_cb, &vs, H5O_INFO_BASIC);
     LB_CHECK(!vs.too_many, "'", path, "' has more than ", limits_.max_objects, " objects (corrupt file?)");
     if (r < 0 || vs.failed) {
       const std::string d = h5_detail();
@@ -1119,7 +1137,7 @@ herr_t attr_name_cb(hid_t, const char* name, const H5A_info_t*, void* data) {
 std::vector<std::string> list_attrs(hid_t obj, const std::string& what) {
   std::vector<std::string> out;
   hsize_t idx = 0;
-  H5_TRY(H5Aiterate2(obj, H5_INDEX_NAME, H5_ITER_INC, &idx, attr_name_cb, &out), what, ": cannot list its attributes (corrupt file?)");
+  H5_TRY(H5Aiterate2(obj, H5_INDEX_NAME, H5_ITER_NATIVE, &idx, attr_name_cb, &out), what, ": cannot list its attributes (corrupt file?)");
   return out;
 }
 

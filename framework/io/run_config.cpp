@@ -11,6 +11,7 @@ const char* const kRunConfigDefaults = R"YAML(
 model:
   path: ""            # model file (models/*.yaml); relative to the config file or the working folder
   params: {}          # values for the model file's params (e.g. {width: 0.5})
+quant: {}             # quantization recipe (docs/quantizers.md); {} = float training
 data:
   dataset: fashion_mnist   # fashion_mnist | cifar10
   path: /usr/share/datasets/fashion-mnist
@@ -52,7 +53,7 @@ train:
 namespace {
 
 // Keys whose value is a free map (not checked against the defaults).
-bool is_free_map(const std::string& key) { return key == "model.params"; }
+bool is_free_map(const std::string& key) { return key == "model.params" || key == "quant"; }
 
 std::vector<std::string> child_keys(const YAML::Node& n) {
   std::vector<std::string> ks;
@@ -267,6 +268,8 @@ static RunConfig parse_run_config(const YAML::Node& user, const std::string& pat
   c.train.seed = static_cast<uint64_t>(non_negative("train.seed"));
   c.train.threads = static_cast<int64_t>(non_negative("train.threads"));
   c.train.save_every_steps = static_cast<int64_t>(non_negative("train.save_every_steps"));
+  c.quant = at("quant");
+  c.source = src;
   return c;
 }
 

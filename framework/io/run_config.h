@@ -65,6 +65,8 @@ struct RunConfig {
   ScheduleConfig schedule;
   TrainConfig train;
   YAML::Node resolved;               // defaults + file + overrides, as saved in the run folder
+  YAML::Node quant;                  // the `quant:` recipe (parsed by quant::parse_recipe)
+  YamlSource source;                 // for messages about nodes of `resolved`
 };
 
 // The default document: every valid key with its default value.

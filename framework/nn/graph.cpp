@@ -20,6 +20,31 @@ int Graph::add(const std::string& name, std::shared_ptr<Module> module, std::vec
   return idx;
 }
 
+void Graph::prepend(const std::string& name, std::shared_ptr<Module> module) {
+  LB_CHECK(find(name) < 0, "graph: node name '", name, "' is used twice");
+  LB_CHECK(!module->multi_input(), "graph: a prepended node takes the graph input only");
+  std::vector<GraphNode> old = std::move(nodes_);
+  nodes_.clear();
+  nodes_.push_back({name, module, {-1}});
+  for (auto& n : old) {
+    for (int& i : n.inputs) i = i + 1;  // -1 (graph input) becomes 0 (the new node)
+    nodes_.push_back(std::move(n));
+  }
+  prepend_child(name, std::move(module));
+  last_use_.assign(nodes_.size(), -1);
+  for (size_t k = 0; k < nodes_.size(); ++k)
+    for (int i : nodes_[k].inputs)
+      if (i >= 0) last_use_[i] = static_cast<int>(k);
+}
+
+void Graph::replace(int index, std::shared_ptr<Module> module) {
+  LB_CHECK(index >= 0 && index < static_cast<int>(nodes_.size()), "graph: no node ", index);
+  GraphNode& n = nodes_[index];
+  LB_CHECK(module->multi_input() == n.module->multi_input(), "graph: replacing '", n.name, "' changes its input count");
+  replace_child(n.name, module);
+  n.module = std::move(module);
+}
+
 int Graph::find(const std::string& name) const {
   for (size_t i = 0; i < nodes_.size(); ++i)
     if (nodes_[i].name == name) return static_cast<int>(i);

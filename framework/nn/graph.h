@@ -22,6 +22,11 @@ class Graph : public Module {
   // Appends a node; `inputs` empty means "the previous node" (or the graph input for the first).
   // Returns the node index.
   int add(const std::string& name, std::shared_ptr<Module> module, std::vector<int> inputs = {});
+  // Inserts a node that reads the graph input in front of all others; nodes that read the
+  // graph input read it instead (e.g. an input quantizer).
+  void prepend(const std::string& name, std::shared_ptr<Module> module);
+  // Replaces the module of node `index`, keeping its name (a quantized layer for a float one).
+  void replace(int index, std::shared_ptr<Module> module);
   Variable forward(const Variable& x) override;
   Shape infer_shape(const std::vector<Shape>& in) const override;
   std::string type_name() const override { return "graph"; }

@@ -57,6 +57,11 @@ Variable Module::register_parameter(const std::string& name, Tensor value, bool 
   return params_.back().second;
 }
 
+void Module::register_existing_parameter(const std::string& name, Variable v) {
+  for (auto& [n, p] : params_) LB_CHECK(n != name, "parameter '", name, "' registered twice");
+  params_.emplace_back(name, std::move(v));
+}
+
 Tensor* Module::register_buffer(const std::string& name, Tensor value) {
   buffers_.emplace_back(name, std::make_unique<Tensor>(std::move(value)));
   return buffers_.back().second.get();
@@ -65,6 +70,17 @@ Tensor* Module::register_buffer(const std::string& name, Tensor value) {
 void Module::register_module(const std::string& name, std::shared_ptr<Module> m) {
   for (auto& [n, c] : children_) LB_CHECK(n != name, "module '", name, "' registered twice");
   children_.emplace_back(name, std::move(m));
+}
+
+void Module::prepend_child(const std::string& name, std::shared_ptr<Module> m) {
+  for (auto& [n, c] : children_) LB_CHECK(n != name, "module '", name, "' registered twice");
+  children_.insert(children_.begin(), {name, std::move(m)});
+}
+
+void Module::replace_child(const std::string& name, std::shared_ptr<Module> m) {
+  for (auto& [n, c] : children_)
+    if (n == name) { c = std::move(m); return; }
+  LB_FAIL("no child module '", name, "' to replace");
 }
 
 }  // namespace lowbit::nn

@@ -42,8 +42,12 @@ class Module {
 
  protected:
   Variable register_parameter(const std::string& name, Tensor value, bool requires_grad = true);
+  // Registers a Variable another module owns too (quantized layers share the float weights).
+  void register_existing_parameter(const std::string& name, Variable v);
   Tensor* register_buffer(const std::string& name, Tensor value);
   void register_module(const std::string& name, std::shared_ptr<Module> m);
+  void prepend_child(const std::string& name, std::shared_ptr<Module> m);  // first in name order
+  void replace_child(const std::string& name, std::shared_ptr<Module> m);
 
   bool training_ = true;
 

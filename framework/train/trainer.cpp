@@ -11,6 +11,7 @@
 #include "data/cifar.h"
 #include "data/idx.h"
 #include "ops/ops.h"
+#include "quant/recipe.h"
 #include "train/metrics.h"
 #include "train/optim_setup.h"
 #include "train/progress.h"
@@ -39,16 +40,21 @@ data::Transforms make_transforms(const io::DataConfig& cfg, bool train) {
   return t;
 }
 
-EvalResult evaluate(nn::Module& model, data::DataLoader& loader) {
+EvalResult evaluate(nn::Module& model, data::DataLoader& loader, Tensor* logits_out) {
   NoGradGuard no_grad;
   model.eval();
   loader.start_epoch(0);
   data::Batch b;
   double loss_sum = 0;
   int64_t correct = 0, n = 0;
+  std::vector<float> all_logits;
   while (loader.next(b)) {
     Variable logits = model.forward(Variable(b.x));
     const int64_t bs = b.y.size(0), c = logits.size(1);
+    if (logits_out) {
+      const Tensor l = logits.data().contiguous();
+      all_logits.insert(all_logits.end(), l.f32(), l.f32() + bs * c);
+    }
     loss_sum += ops::cross_entropy(logits, b.y).data().item() * static_cast<double>(bs);
     const float* p = logits.data().f32();
     const int32_t* y = b.y.data<int32_t>();
@@ -61,6 +67,8 @@ EvalResult evaluate(nn::Module& model, data::DataLoader& loader) {
     n += bs;
   }
   LB_CHECK(n > 0, "evaluate: the data set is empty");
+  if (logits_out)
+    *logits_out = Tensor::from_vector(Shape({n, static_cast<int64_t>(all_logits.size()) / n}), all_logits);
   return {loss_sum / static_cast<double>(n), static_cast<double>(correct) / static_cast<double>(n), n};
 }
 
@@ -93,6 +101,12 @@ static int64_t count_correct(const Tensor& logits, const Tensor& y) {
   return correct;
 }
 
+io::BuiltModel build_model(const io::RunConfig& cfg) {
+  io::BuiltModel m = io::build_model(cfg.model_path, cfg.model_params, cfg.train.seed);
+  quant::apply_recipe(*m.graph, quant::parse_recipe(cfg.quant, cfg.source));
+  return m;
+}
+
 namespace {
 
 // Everything one run needs, built from the config.
@@ -107,7 +121,7 @@ struct Run {
 Run build_run(const io::RunConfig& cfg) {
   Run r;
   const uint64_t seed = cfg.train.seed;
-  r.built = io::build_model(cfg.model_path, cfg.model_params, seed);
+  r.built = train::build_model(cfg);
   r.train_ds = load_dataset(cfg.data, true);
   r.test_ds = load_dataset(cfg.data, false);
   data::LoaderOptions lo;
@@ -152,6 +166,9 @@ TrainResult run_training(const io::RunConfig& cfg, const TrainOptions& opt) {
   io::TrainProgress prog;
   prog.threads = num_threads();
   std::vector<EpochMetrics> history;
+  LB_CHECK(opt.resume.empty() || opt.init_weights.empty(),
+           "--init starts a fresh run from a checkpoint's weights and --resume continues a run: give one of them");
+  if (!opt.init_weights.empty()) io::load_model_state(opt.init_weights, model);  // weights only
   if (!opt.resume.empty()) {
     io::CheckpointParts parts = io::read_checkpoint_info(opt.resume);
     io::load_model_state(opt.resume, model);

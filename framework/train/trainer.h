@@ -13,6 +13,9 @@ struct TrainOptions {
   std::string out_dir;   // run folder (created); "" = runs/<config name>
   bool quiet = false;    // no progress output
   std::string resume;    // checkpoint to continue from ("" = fresh run)
+  // Fresh run whose model starts from this checkpoint's weights (e.g. from `lowbit import`):
+  // parameters and buffers only; optimizer, schedule and epoch start anew. Excludes resume.
+  std::string init_weights;
 };
 
 struct TrainResult {
@@ -35,7 +38,11 @@ struct EvalResult {
 };
 
 // Mean cross-entropy and accuracy of `model` (put in eval mode) over every sample of `loader`.
-EvalResult evaluate(nn::Module& model, data::DataLoader& loader);
+// With `logits`, also returns every sample's logits in loader order: (samples, classes) f32.
+EvalResult evaluate(nn::Module& model, data::DataLoader& loader, Tensor* logits = nullptr);
+
+// The model of a run config: the model file with its params, then the `quant:` recipe.
+io::BuiltModel build_model(const io::RunConfig& cfg);
 
 // The checkpoint a --resume argument names: a file, or a run folder's last.h5.
 std::string resolve_checkpoint(const std::string& file_or_run_dir);

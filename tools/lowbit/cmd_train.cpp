@@ -8,6 +8,7 @@
 
 #include "core/threads.h"
 #include "io/checkpoint.h"
+#include "io/h5_file.h"
 #include "io/run_config.h"
 #include "train/trainer.h"
 
@@ -24,6 +25,7 @@ examples:
   lowbit train configs/mobilenet_v1_fmnist_fp32.yaml model.params.width=0.25 --threads 2
   lowbit train --resume runs/lenet5_fmnist_fp32          (continue an interrupted run)
   lowbit train --resume runs/lenet5_fmnist_fp32 train.epochs=20   (extend a finished run)
+  lowbit train configs/lenet5_fmnist_fp32.yaml --init imported.h5   (start from `lowbit import`ed weights)
   lowbit train --help-config          (every config key with its default)
 
 The run folder gets config.yaml (resolved), metrics.csv, metrics.jsonl, last.h5 (each epoch,
@@ -35,6 +37,7 @@ examples:
   lowbit eval runs/lenet5_fmnist_fp32                       (its best.h5, else last.h5)
   lowbit eval --weights runs/lenet5_fmnist_fp32/last.h5
   lowbit eval configs/lenet5_fmnist_fp32.yaml --weights my.h5 data.test_limit=1000
+  lowbit eval --weights my.h5 --dump-logits logits.h5   (/logits (N, classes) f32, /labels (N) s32)
 
 Prints test_loss=<value> and, last, test_acc=<value>.
 )";
@@ -109,6 +112,17 @@ int parse(const std::vector<std::string>& args, const char* name, const char* su
   return -1;
 }
 
+// A weights argument: a checkpoint file, or a run folder's best.h5 (else its last.h5).
+std::string weights_file(const std::string& file_or_run_dir) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(file_or_run_dir, ec)) {
+    const auto best = std::filesystem::path(file_or_run_dir) / "best.h5";
+    return std::filesystem::exists(best) ? best.string() : train::resolve_checkpoint(file_or_run_dir);
+  }
+  LB_CHECK(std::filesystem::exists(file_or_run_dir), "no checkpoint at ", file_or_run_dir);
+  return file_or_run_dir;
+}
+
 // The run config: CONFIG when given, else the resolved config stored in the checkpoint.
 io::RunConfig config_for(const Parsed& p, const std::string& ckpt) {
   if (!p.config.empty()) return io::load_run_config(p.config, p.overrides);
@@ -122,13 +136,21 @@ int cmd_train(const std::vector<std::string>& args) {
   Parsed p;
   po::variables_map vm;
   po::options_description extra;
+  std::string init;
   extra.add_options()("help-config", "print every config key with its default")(
-      "resume", po::value<std::string>(&p.checkpoint), "continue from a run folder (its last.h5) or a checkpoint file");
+      "resume", po::value<std::string>(&p.checkpoint), "continue from a run folder (its last.h5) or a checkpoint file")(
+      "init", po::value<std::string>(&init),
+      "start a fresh run from the model weights of a checkpoint (e.g. made by `lowbit import`) or a run folder");
   int rc = parse(args, "train", "Trains the model of a run config and evaluates it after every epoch.", kTrainExamples,
                  extra, p, vm);
   if (rc >= 0) return rc;
+  if (!init.empty() && !p.checkpoint.empty()) {
+    std::fprintf(stderr, "lowbit train: --init starts a fresh run and --resume continues one: give only one\n");
+    return 2;
+  }
   train::TrainOptions opt;
   if (!p.checkpoint.empty()) opt.resume = train::resolve_checkpoint(p.checkpoint);
+  if (!init.empty()) opt.init_weights = weights_file(init);
   io::RunConfig cfg = config_for(p, opt.resume);
   opt.out_dir = p.out;
   if (opt.out_dir.empty() && !opt.resume.empty()) opt.out_dir = std::filesystem::path(opt.resume).parent_path().string();
@@ -144,24 +166,21 @@ int cmd_eval(const std::vector<std::string>& args) {
   Parsed p;
   po::variables_map vm;
   po::options_description extra;
+  std::string dump_logits;
   extra.add_options()("weights,w", po::value<std::string>(&p.checkpoint),
-                      "checkpoint file, or a run folder (its best.h5, else last.h5)");
+                      "checkpoint file, or a run folder (its best.h5, else last.h5)")(
+      "dump-logits", po::value<std::string>(&dump_logits),
+      "also write every test sample's logits to this HDF5 file (/logits (N, classes) f32, /labels (N) s32)");
   int rc = parse(args, "eval", "Evaluates trained weights on the config's test set.", kEvalExamples, extra, p, vm);
   if (rc >= 0) return rc;
   if (p.checkpoint.empty()) {
     std::fprintf(stderr, "lowbit eval: give --weights FILE.h5 or a run folder\n");
     return 2;
   }
-  std::string ckpt = p.checkpoint;
-  std::error_code ec;
-  if (std::filesystem::is_directory(ckpt, ec)) {
-    const auto best = std::filesystem::path(ckpt) / "best.h5";
-    ckpt = std::filesystem::exists(best) ? best.string() : train::resolve_checkpoint(ckpt);
-  }
-  LB_CHECK(std::filesystem::exists(ckpt), "no checkpoint at ", ckpt);
+  const std::string ckpt = weights_file(p.checkpoint);
   io::RunConfig cfg = config_for(p, ckpt);
   set_num_threads(static_cast<int>(cfg.train.threads));
-  io::BuiltModel m = io::build_model(cfg.model_path, cfg.model_params, cfg.train.seed);
+  io::BuiltModel m = train::build_model(cfg);
   io::load_model_state(ckpt, *m.graph);
   data::Dataset test = train::load_dataset(cfg.data, false);
   data::LoaderOptions eo;
@@ -171,7 +190,15 @@ int cmd_eval(const std::vector<std::string>& args) {
   data::DataLoader loader(test, eo);
   LB_CHECK(loader.sample_shape() == m.input, "the model expects inputs ", m.input.str(), " but the data gives ",
            loader.sample_shape().str());
-  train::EvalResult r = train::evaluate(*m.graph, loader);
+  Tensor logits;
+  train::EvalResult r = train::evaluate(*m.graph, loader, dump_logits.empty() ? nullptr : &logits);
+  if (!dump_logits.empty()) {
+    io::H5Writer w(dump_logits);
+    w.write_tensor("logits", logits);
+    w.write_tensor("labels", test.labels.slice0(0, r.samples));
+    w.set_attr("/", "weights", ckpt);
+    w.commit();
+  }
   std::printf("weights=%s\nsamples=%lld\ntest_loss=%.6f\ntest_acc=%.4f\n", ckpt.c_str(), static_cast<long long>(r.samples),
               r.loss, r.acc);
   return 0;

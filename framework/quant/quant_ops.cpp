@@ -1,0 +1,237 @@
+#include "quant/quant_ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "kernels/cpu/fake_quant.h"
+
+namespace lowbit::quant {
+
+namespace {
+
+// (channels, inner) of a per-axis layout: element i uses channel (i / inner) % channels.
+kernels::cpu::FakeQuantGeometry geometry(const Shape& s, int axis) {
+  kernels::cpu::FakeQuantGeometry g;
+  g.n = s.numel();
+  if (axis < 0) return g;
+  LB_CHECK(axis < static_cast<int>(s.rank()), "per-channel quantization along dim ", axis, " of a tensor ", s.str(),
+           " that has no such dimension");
+  g.channels = s[axis];
+  for (size_t d = axis + 1; d < s.rank(); ++d) g.inner *= s[d];
+  return g;
+}
+
+void check_scale(const Shape& xs, const Variable& scale, int axis, const char* what) {
+  const int64_t want = axis < 0 ? 1 : xs[axis];
+  LB_CHECK(scale.numel() == want, what, ": scale has ", scale.numel(), " values but the tensor ", xs.str(), " needs ",
+           want, axis < 0 ? " (per tensor)" : " (one per channel)");
+}
+
+// Shape (C) -> per-element channel index helper for reductions.
+template <typename F>
+void for_each_channel(const kernels::cpu::FakeQuantGeometry& g, F f) {
+  const int64_t rows = g.n / g.inner;
+  for (int64_t r = 0; r < rows; ++r) f(r % g.channels, r * g.inner, (r + 1) * g.inner);
+}
+
+}  // namespace
+
+Variable fake_quant(const Variable& x, const Variable& scale, const Tensor& zero_point, const FakeQuantSpec& spec) {
+  const Shape& xs = x.shape();
+  check_scale(xs, scale, spec.axis, "fake_quant");
+  if (zero_point.defined()) LB_CHECK(zero_point.numel() == scale.numel(), "fake_quant: zero point has ", zero_point.numel(),
+                                     " values for ", scale.numel(), " scales");
+  const kernels::cpu::FakeQuantGeometry g = geometry(xs, spec.axis);
+  Tensor xin = x.data().contiguous();
+  Tensor s = scale.data().contiguous();
+  Tensor zp = zero_point.defined() ? zero_point.contiguous() : Tensor();
+  for (int64_t c = 0; c < s.numel(); ++c)
+    LB_CHECK(std::isfinite(s.f32()[c]) && s.f32()[c] > 0.f, "fake_quant: scale ", s.f32()[c], " at channel ", c,
+             " is not a positive finite number");
+  Tensor out = Tensor::empty(xs);
+  kernels::cpu::fake_quant_forward(g, spec.elem, xin.f32(), s.f32(), zp.defined() ? zp.f32() : nullptr, out.f32());
+  return make_result(
+      std::move(out), {x, scale},
+      [g, spec, xin, s, zp](const Tensor& gout_in, GradSink& sink) {
+        Tensor gout = gout_in.contiguous();
+        Tensor gx = sink.needs(0) ? Tensor::empty(xin.shape()) : Tensor();
+        std::vector<double> ds(sink.needs(1) ? static_cast<size_t>(g.channels) : 0);
+        kernels::cpu::fake_quant_backward(g, spec.elem, spec.ste_clamp, spec.inside_scale_grad, xin.f32(), s.f32(),
+                                          zp.defined() ? zp.f32() : nullptr, gout.f32(), gx.defined() ? gx.f32() : nullptr,
+                                          ds.empty() ? nullptr : ds.data());
+        if (gx.defined()) sink.add(0, std::move(gx));
+        if (!ds.empty()) {
+          Tensor gs = Tensor::empty(s.shape());
+          for (int64_t c = 0; c < g.channels; ++c) gs.f32()[c] = static_cast<float>(ds[c]);
+          sink.add(1, std::move(gs));
+        }
+      },
+      "fake_quant");
+}
+
+Variable binary_quant(const Variable& x, const Variable& scale, int axis, float clip) {
+  const Shape& xs = x.shape();
+  check_scale(xs, scale, axis, "binary_quant");
+  const kernels::cpu::FakeQuantGeometry g = geometry(xs, axis);
+  Tensor xin = x.data().contiguous();
+  Tensor s = scale.data().contiguous();
+  Tensor out = Tensor::empty(xs);
+  const float* px = xin.f32();
+  float* po = out.f32();
+  for_each_channel(g, [&](int64_t c, int64_t lo, int64_t hi) {
+    const float sc = s.f32()[c];
+    for (int64_t i = lo; i < hi; ++i) po[i] = kernels::binary_forward(px[i], sc);
+  });
+  return make_result(
+      std::move(out), {x, scale},
+      [g, xin, s, clip](const Tensor& gout_in, GradSink& sink) {
+        Tensor gout = gout_in.contiguous();
+        const float* px = xin.f32();
+        const float* pg = gout.f32();
+        if (sink.needs(0)) {
+          Tensor gx = Tensor::empty(xin.shape());
+          for (int64_t i = 0; i < g.n; ++i) gx.f32()[i] = (clip <= 0.f || std::fabs(px[i]) <= clip) ? pg[i] : 0.f;
+          sink.add(0, std::move(gx));
+        }
+        if (sink.needs(1)) {
+          std::vector<double> ds(g.channels, 0.0);
+          for_each_channel(g, [&](int64_t c, int64_t lo, int64_t hi) {
+            double a = 0;
+            for (int64_t i = lo; i < hi; ++i) a += px[i] >= 0.f ? pg[i] : -pg[i];
+            ds[c] += a;
+          });
+          Tensor gs = Tensor::empty(s.shape());
+          for (int64_t c = 0; c < g.channels; ++c) gs.f32()[c] = static_cast<float>(ds[c]);
+          sink.add(1, std::move(gs));
+        }
+      },
+      "binary_quant");
+}
+
+Variable abs_max(const Variable& x, int axis) {
+  const kernels::cpu::FakeQuantGeometry g = geometry(x.shape(), axis);
+  Tensor xin = x.data().contiguous();
+  const float* px = xin.f32();
+  Tensor out = Tensor::zeros({g.channels});
+  float* po = out.f32();
+  for_each_channel(g, [&](int64_t c, int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) po[c] = std::max(po[c], std::fabs(px[i]));
+  });
+  Tensor maxes = out.clone();
+  return make_result(
+      std::move(out), {x},
+      [g, xin, maxes](const Tensor& gout, GradSink& sink) {
+        const float* px = xin.f32();
+        const float* m = maxes.f32();
+        std::vector<int64_t> ties(g.channels, 0);
+        for_each_channel(g, [&](int64_t c, int64_t lo, int64_t hi) {
+          for (int64_t i = lo; i < hi; ++i) ties[c] += std::fabs(px[i]) == m[c];
+        });
+        Tensor gx = Tensor::zeros(xin.shape());
+        const float* pg = gout.contiguous().f32();
+        for_each_channel(g, [&](int64_t c, int64_t lo, int64_t hi) {
+          if (m[c] == 0.f) return;  // |x| is flat at 0: no gradient
+          const float share = pg[c] / static_cast<float>(ties[c]);
+          for (int64_t i = lo; i < hi; ++i)
+            if (std::fabs(px[i]) == m[c]) gx.f32()[i] = px[i] >= 0.f ? share : -share;
+        });
+        sink.add(0, std::move(gx));
+      },
+      "abs_max");
+}
+
+Tensor abs_percentile(const Tensor& x, double q) {
+  Tensor c = x.contiguous();
+  const int64_t n = c.numel();
+  LB_CHECK(n > 0, "percentile of an empty tensor");
+  std::vector<float> a(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) a[i] = std::fabs(c.f32()[i]);
+  int64_t k = static_cast<int64_t>(std::floor(0.01 * q * static_cast<double>(n) + 0.5));
+  k = std::clamp<int64_t>(k, 1, n);
+  std::nth_element(a.begin(), a.begin() + (k - 1), a.end());
+  return Tensor::full({1}, a[k - 1]);
+}
+
+void min_max(const Tensor& x, int axis, Tensor& mn, Tensor& mx) {
+  const kernels::cpu::FakeQuantGeometry g = geometry(x.shape(), axis);
+  Tensor c = x.contiguous();
+  mn = Tensor::full({g.channels}, INFINITY);
+  mx = Tensor::full({g.channels}, -INFINITY);
+  for_each_channel(g, [&](int64_t ch, int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      mn.f32()[ch] = std::min(mn.f32()[ch], c.f32()[i]);
+      mx.f32()[ch] = std::max(mx.f32()[ch], c.f32()[i]);
+    }
+  });
+}
+
+Tensor abs_mean_k_std(const Tensor& x, int axis, double k) {
+  const kernels::cpu::FakeQuantGeometry g = geometry(x.shape(), axis);
+  Tensor c = x.contiguous();
+  std::vector<double> s(g.channels, 0), ss(g.channels, 0), cnt(g.channels, 0);
+  for_each_channel(g, [&](int64_t ch, int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      const double v = std::fabs(c.f32()[i]);
+      s[ch] += v;
+      ss[ch] += v * v;
+      cnt[ch] += 1;
+    }
+  });
+  Tensor out = Tensor::empty({g.channels});
+  for (int64_t ch = 0; ch < g.channels; ++ch) {
+    const double mean = s[ch] / cnt[ch];
+    const double var = cnt[ch] > 1 ? std::max(0.0, (ss[ch] - cnt[ch] * mean * mean) / (cnt[ch] - 1)) : 0.0;
+    out.f32()[ch] = static_cast<float>(mean + k * std::sqrt(var));
+  }
+  return out;
+}
+
+namespace {
+template <typename F, typename DF>
+Variable small_unary(const Variable& x, F f, DF df, const char* name) {
+  Tensor xin = x.data().contiguous();
+  Tensor out = Tensor::empty(xin.shape());
+  for (int64_t i = 0; i < xin.numel(); ++i) out.f32()[i] = f(xin.f32()[i]);
+  Tensor y = out;
+  return make_result(
+      std::move(out), {x},
+      [xin, y, df](const Tensor& gout, GradSink& sink) {
+        Tensor g = gout.contiguous();
+        Tensor gx = Tensor::empty(xin.shape());
+        for (int64_t i = 0; i < xin.numel(); ++i) gx.f32()[i] = g.f32()[i] * df(xin.f32()[i], y.f32()[i]);
+        sink.add(0, std::move(gx));
+      },
+      name);
+}
+}  // namespace
+
+Variable div_scalar(const Variable& x, float d) {
+  LB_CHECK(d != 0.f, "div_scalar by zero");
+  return small_unary(x, [d](float v) { return v / d; }, [d](float, float) { return 1.f / d; }, "div_scalar");
+}
+
+Variable abs_sign_grad(const Variable& x) {
+  return small_unary(x, [](float v) { return std::fabs(v); }, [](float v, float) { return v >= 0.f ? 1.f : -1.f; },
+                     "abs");
+}
+
+Variable pow2_ceil_ste(const Variable& x) {
+  return small_unary(x, [](float v) { return std::exp2(std::ceil(std::log2(v))); }, [](float, float) { return 1.f; },
+                     "pow2_ceil_ste");
+}
+
+Variable exp2(const Variable& x) {
+  return small_unary(x, [](float v) { return std::exp2(v); },
+                     [](float, float y) { return y * 0.6931471805599453f; }, "exp2");
+}
+
+Variable grad_scale(const Variable& x, float g) {
+  return small_unary(x, [](float v) { return v; }, [g](float, float) { return g; }, "grad_scale");
+}
+
+Variable round_ste(const Variable& x) {
+  return small_unary(x, [](float v) { return std::nearbyint(v); }, [](float, float) { return 1.f; }, "round_ste");
+}
+
+}  // namespace lowbit::quant

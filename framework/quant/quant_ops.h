@@ -1,0 +1,44 @@
+// Differentiable building blocks of the quantizers (forward and backward side by side in
+// quant_ops.cpp; element math in kernels/common/fake_quant_math.h).
+#pragma once
+#include "autograd/variable.h"
+#include "kernels/common/fake_quant_math.h"
+
+namespace lowbit::quant {
+
+struct FakeQuantSpec {
+  kernels::FakeQuantElem elem;
+  int axis = -1;                  // channel dimension of per-channel scales; -1 = per tensor
+  bool ste_clamp = false;         // gradient passes through the clamp to x (Brevitas weights)
+  bool inside_scale_grad = true;  // false: PACT's scale gradient (clamped-high elements only)
+};
+
+// y = (clamp(round(x / s + zp), qmin, qmax) - zp) * s.
+// x any shape; scale (C) where C = x.shape[axis] (or (1) per tensor), may require grad;
+// zero_point (C) f32 or undefined (zero), never differentiated.
+Variable fake_quant(const Variable& x, const Variable& scale, const Tensor& zero_point, const FakeQuantSpec& spec);
+
+// Binary: y = s * (x >= 0 ? 1 : -1). dx = g (STE), or g * [|x| <= clip] when clip > 0;
+// ds = sum(g * sign(x)) per channel.
+Variable binary_quant(const Variable& x, const Variable& scale, int axis, float clip);
+
+// max |x| over all of x (axis = -1) -> (1), or per slice of `axis` -> (C). The gradient goes
+// to the arg-max element(s); tied maxima share it evenly.
+Variable abs_max(const Variable& x, int axis);
+// The k-th smallest |x| over the whole tensor, k = floor(0.01 * q * N + 0.5) (1-indexed,
+// Brevitas' percentile), -> (1). No gradient (used for statistics only).
+Tensor abs_percentile(const Tensor& x, double q);
+// min and max over all of x (axis -1) or per slice of axis -> (C) each; no gradient.
+void min_max(const Tensor& x, int axis, Tensor& mn, Tensor& mx);
+// mean(|x|) + k * std(|x|) (unbiased std) over all of x or per slice of axis -> (C); no gradient.
+Tensor abs_mean_k_std(const Tensor& x, int axis, double k);
+
+// Elementwise helpers on small scale tensors.
+Variable div_scalar(const Variable& x, float d);     // true division (bit-exact with Brevitas)
+Variable abs_sign_grad(const Variable& x);            // |x|, gradient sign(x) with sign(0) = +1
+Variable pow2_ceil_ste(const Variable& x);            // 2^ceil(log2 x), straight-through gradient
+Variable exp2(const Variable& x);                     // 2^x
+Variable grad_scale(const Variable& x, float g);      // identity forward, gradient * g (LSQ)
+Variable round_ste(const Variable& x);                // round half to even, straight-through
+
+}  // namespace lowbit::quant

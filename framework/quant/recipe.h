@@ -1,0 +1,55 @@
+// The quantization recipe of a run config (`quant:`), applied to an unchanged float model
+// (the converter). Every conv2d/linear gets a weight quantizer, every activation layer an output
+// quantizer, and the model input an input quantizer, unless the recipe says otherwise:
+//
+//   quant:
+//     weights: {preset: Int8WeightPerChannelFloat, bits: 4}
+//     activations: {preset: Uint8ActPerTensorFloat, bits: 4}   # relu, relu6, sigmoid (>= 0)
+//     signed_activations: Int8ActPerTensorFloat                 # hardtanh, tanh, leaky_relu, identity
+//     input: {preset: Int8ActPerTensorFloat, bits: 8}
+//     bias: null                        # or a bias quantizer (internal scaling)
+//     bits: 4                           # one line: bit width of weights and activations
+//     first_last_bits: 8                # first and last weight layers keep this weight width
+//     float: [fc3]                      # layers left in float (names or globs)
+//     layers:                           # per-layer overrides by name or glob
+//       "conv*": {weights: {bits: 8}}
+//     quantizers:                       # named quantizers of your own, usable as presets
+//       w3: {preset: Int8WeightPerTensorFloat, bits: 3}
+#pragma once
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "io/yaml_util.h"
+#include "nn/graph.h"
+#include "quant/quantizer.h"
+
+namespace lowbit::quant {
+
+struct LayerOverride {
+  std::string pattern;  // layer name or glob (* and ?)
+  std::string where;    // file:line:col, for messages
+  YAML::Node weights, activations, bias;  // partial quantizer maps, merged over the defaults
+};
+
+struct QuantRecipe {
+  bool enabled = false;
+  std::optional<QuantizerConfig> weights, activations, signed_activations, input, bias;
+  int first_last_bits = 0;
+  std::vector<std::string> float_layers;
+  std::vector<LayerOverride> layers;
+  std::map<std::string, QuantizerConfig> user_quantizers;
+  io::YamlSource src;
+};
+
+// Parses the `quant:` map of a run config (null or {} = no quantization).
+QuantRecipe parse_recipe(const YAML::Node& quant, const io::YamlSource& src);
+
+// Replaces the model's layers by quantized ones. Errors name the recipe position and, for
+// overrides or float entries that match no layer, list the layer names.
+void apply_recipe(nn::Graph& model, const QuantRecipe& recipe);
+
+// Shell-style glob: * (any run) and ? (one character).
+bool glob_match(const std::string& pattern, const std::string& name);
+
+}  // namespace lowbit::quant
