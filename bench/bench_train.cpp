@@ -13,12 +13,13 @@
 #include "io/model_file.h"
 #include "ops/ops.h"
 #include "optim/sgd.h"
+#include "quant/recipe.h"
 
 namespace po = boost::program_options;
 using namespace lowbit;
 
 int main(int argc, char** argv) {
-  std::string model_path, name;
+  std::string model_path, name, recipe_path;
   std::vector<std::string> params;
   int64_t batch = 128, steps = 50, warmup = 5;
   int threads = 2;
@@ -27,7 +28,8 @@ int main(int argc, char** argv) {
       "name", po::value(&name), "name printed (default: file stem)")(
       "param", po::value(&params)->composing(), "model parameter k=v (repeatable)")(
       "batch", po::value(&batch), "batch size")("steps", po::value(&steps), "timed steps")(
-      "warmup", po::value(&warmup), "untimed steps first")("threads", po::value(&threads), "threads");
+      "warmup", po::value(&warmup), "untimed steps first")("threads", po::value(&threads), "threads")(
+      "recipe", po::value(&recipe_path), "YAML file with a `quant:` recipe (mode=qat)");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, opts), vm);
@@ -46,6 +48,11 @@ int main(int argc, char** argv) {
       ov[p.substr(0, eq)] = {std::stod(p.substr(eq + 1)), "--param " + p};
     }
     io::BuiltModel m = io::build_model(model_path, ov, 0);
+    if (!recipe_path.empty()) {
+      YAML::Node doc = io::load_yaml_file(recipe_path);
+      quant::apply_recipe(*m.graph, quant::parse_recipe(doc["quant"], io::YamlSource{recipe_path, {}}));
+    }
+    const char* mode = recipe_path.empty() ? "float" : "qat";
     if (name.empty()) name = m.name;
     Rng rng(7);
     Tensor x = Tensor::empty({batch, m.input[0], m.input[1], m.input[2]});
@@ -70,7 +77,7 @@ int main(int argc, char** argv) {
     double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    std::printf("model=%s mode=float img_s=%.1f steps=%lld batch=%lld threads=%d rss_mb=%.1f input=%lld,%lld,%lld\n", name.c_str(),
+    std::printf("model=%s mode=%s img_s=%.1f steps=%lld batch=%lld threads=%d rss_mb=%.1f input=%lld,%lld,%lld\n", name.c_str(), mode,
                 static_cast<double>(batch * steps) / sec, static_cast<long long>(steps), static_cast<long long>(batch),
                 threads, ru.ru_maxrss / 1024.0, static_cast<long long>(m.input[0]),
                 static_cast<long long>(m.input[1]), static_cast<long long>(m.input[2]));
