@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <vector>
 
 #include "kernels/cpu/fake_quant.h"
@@ -89,9 +90,13 @@ Variable binary_quant(const Variable& x, const Variable& scale, int axis, float 
         Tensor gout = gout_in.contiguous();
         const float* px = xin.f32();
         const float* pg = gout.f32();
-        if (sink.needs(0)) {
+        if (sink.needs(0)) {  // Brevitas: y = binary_sign_ste(x) * s, so dx = g * s
           Tensor gx = Tensor::empty(xin.shape());
-          for (int64_t i = 0; i < g.n; ++i) gx.f32()[i] = (clip <= 0.f || std::fabs(px[i]) <= clip) ? pg[i] : 0.f;
+          float* pgx = gx.f32();
+          for_each_channel(g, [&](int64_t c, int64_t lo, int64_t hi) {
+            const float sc = s.f32()[c];
+            for (int64_t i = lo; i < hi; ++i) pgx[i] = (clip <= 0.f || std::fabs(px[i]) <= clip) ? pg[i] * sc : 0.f;
+          });
           sink.add(0, std::move(gx));
         }
         if (sink.needs(1)) {
@@ -145,10 +150,25 @@ Tensor abs_percentile(const Tensor& x, double q) {
   Tensor c = x.contiguous();
   const int64_t n = c.numel();
   LB_CHECK(n > 0, "percentile of an empty tensor");
-  std::vector<float> a(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) a[i] = std::fabs(c.f32()[i]);
+  const float* p = c.f32();
   int64_t k = static_cast<int64_t>(std::floor(0.01 * q * static_cast<double>(n) + 0.5));
   k = std::clamp<int64_t>(k, 1, n);
+  const int64_t m = n - k + 1;  // the k-th smallest is the m-th largest
+  if (m <= 64) {
+    // High percentiles (99.999 of a batch): keep the m largest seen so far, sorted descending;
+    // most elements are rejected by one comparison with the smallest of them.
+    std::vector<float> top;
+    top.reserve(static_cast<size_t>(m) + 1);
+    for (int64_t i = 0; i < n; ++i) {
+      const float v = std::fabs(p[i]);
+      if (static_cast<int64_t>(top.size()) == m && !(v > top.back())) continue;
+      top.insert(std::upper_bound(top.begin(), top.end(), v, std::greater<float>()), v);
+      if (static_cast<int64_t>(top.size()) > m) top.pop_back();
+    }
+    return Tensor::full({1}, top.back());
+  }
+  std::vector<float> a(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) a[i] = std::fabs(p[i]);
   std::nth_element(a.begin(), a.begin() + (k - 1), a.end());
   return Tensor::full({1}, a[k - 1]);
 }

@@ -1,5 +1,7 @@
 #include "tensor/storage.h"
 
+#include <malloc.h>
+
 #include <cstdlib>
 #include <mutex>
 #include <new>
@@ -75,8 +77,22 @@ class CachingAllocator {
   size_t cached_ = 0;
 };
 
+// glibc serves blocks above its mmap threshold with fresh mmap()s; oneDNN's reorder buffers and
+// scratchpads (plain malloc) then paid a page fault and a zeroed page per 4 KiB every step.
+// Raising the thresholds keeps such blocks in the heap, where they are reused. Process-wide, set
+// once when the first tensor is allocated.
+void tune_malloc() {
+#if defined(__GLIBC__)
+  mallopt(M_MMAP_THRESHOLD, 256 << 20);
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);
+#endif
+}
+
 CachingAllocator& allocator() {
-  static CachingAllocator* a = new CachingAllocator();  // never destroyed: tensors may outlive statics
+  static CachingAllocator* a = [] {
+    tune_malloc();
+    return new CachingAllocator();  // never destroyed: tensors may outlive other statics
+  }();
   return *a;
 }
 
