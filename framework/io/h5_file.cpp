@@ -290,22 +290,32 @@ Extent get_extent(const Source& src, hid_t space, const H5ReadLimits& limits) {
   return e;
 }
 
+struct Layout {
+  bool filtered = false;  // a filter pipeline (gzip, shuffle, ...) is applied
+  bool compact = false;   // raw data kept in the object header
+  std::vector<hsize_t> chunk;         // chunk shape when chunked
+  std::vector<bool> compresses;       // per filter: may change the data size (all but shuffle, fletcher32)
+};
+
 // Refuses filters this libhdf5 cannot decode, external raw data and virtual layouts, and
-// chunk sizes that are absurd. Returns whether any filter is applied.
-bool check_dataset_layout(const Source& src) {
+// chunk sizes that are absurd.
+Layout check_dataset_layout(const Source& src) {
   Hid dcpl = plist(H5_TRY(H5Dget_create_plist(src.obj.get()), src.what, ": cannot read its creation properties"));
   H5D_layout_t layout = H5Pget_layout(dcpl.get());
   LB_CHECK(layout != H5D_VIRTUAL, src.what, " is a virtual dataset (data in other files), which is not supported");
   int next = H5Pget_external_count(dcpl.get());
   LB_CHECK(next == 0, src.what, " keeps its data in external raw files, which is not supported");
+  Layout out;
   int nfilters = H5Pget_nfilters(dcpl.get());
   LB_CHECK(nfilters >= 0, src.what, ": cannot read its filter pipeline", h5_detail());
+  LB_CHECK(nfilters <= 32, src.what, " claims ", nfilters, " filters (corrupt file?)");
   for (int i = 0; i < nfilters; ++i) {
     unsigned flags = 0, config = 0;
     size_t ncd = 0;
     char name[256] = {0};
     H5Z_filter_t id = H5Pget_filter2(dcpl.get(), static_cast<unsigned>(i), &flags, &ncd, nullptr, sizeof(name), name, &config);
     LB_CHECK(id >= 0, src.what, ": cannot read filter ", i, " of its pipeline", h5_detail());
+    out.compresses.push_back(id != H5Z_FILTER_SHUFFLE && id != H5Z_FILTER_FLETCHER32);
     htri_t avail = H5Zfilter_avail(id);
     H5Eclear2(H5E_DEFAULT);
     if (avail > 0) continue;
@@ -329,12 +339,59 @@ bool check_dataset_layout(const Source& src) {
     LB_CHECK(elems * 16 <= static_cast<double>(kMaxChunkBytes) &&
                  elems <= std::max(static_cast<double>(npoints), static_cast<double>(kMaxChunkSlack)),
              src.what, " claims chunks of ", elems, " elements for ", npoints, " elements of data (corrupt file?)");
+    out.chunk.assign(cdims, cdims + crank);
   }
-  return nfilters > 0;
+  out.filtered = nfilters > 0;
+  out.compact = layout == H5D_COMPACT;
+  return out;
+}
+
+// libhdf5 1.10 trusts a chunk's size when its filters were skipped (filter mask bits, e.g. a
+// deflate that did not shrink the data) and copies a whole chunk out of a shorter buffer. So
+// every stored chunk of a filtered dataset on which no size-changing filter ran must hold at
+// least a whole chunk.
+void check_chunks(const Source& src, const Layout& layout, const Extent& ext, size_t elem_size, int64_t file_size) {
+  if (!layout.filtered || layout.chunk.empty() || ext.numel == 0) return;
+  const size_t rank = ext.dims.size();
+  LB_CHECK(layout.chunk.size() == rank, src.what, " has chunks of rank ", layout.chunk.size(), " for rank ", rank,
+           " data (corrupt file?)");
+  uint64_t chunk_bytes = elem_size, total = 1;
+  std::vector<uint64_t> grid(rank);
+  for (size_t d = 0; d < rank; ++d) {
+    LB_CHECK(layout.chunk[d] > 0, src.what, " has an empty chunk shape (corrupt file?)");
+    chunk_bytes *= layout.chunk[d];
+    grid[d] = (static_cast<uint64_t>(ext.dims[d]) + layout.chunk[d] - 1) / layout.chunk[d];
+    total *= grid[d];
+  }
+  LB_CHECK(total <= (uint64_t{1} << 22), src.what, " is split into ", total, " chunks, more than supported");
+  std::vector<uint64_t> idx(rank, 0);
+  std::vector<hsize_t> offset(rank, 0);
+  for (uint64_t n = 0; n < total; ++n) {
+    for (size_t d = 0; d < rank; ++d) offset[d] = idx[d] * layout.chunk[d];
+    unsigned mask = 0;
+    haddr_t addr = HADDR_UNDEF;
+    hsize_t size = 0;
+    H5_TRY(H5Dget_chunk_info_by_coord(src.obj.get(), offset.data(), &mask, &addr, &size), src.what,
+           ": cannot look up chunk ", n, " (corrupt file?)");
+    if (addr != HADDR_UNDEF) {
+      bool resized = false;
+      for (size_t f = 0; f < layout.compresses.size(); ++f)
+        if (layout.compresses[f] && !(f < 32 && (mask >> f) & 1u)) resized = true;
+      LB_CHECK(static_cast<int64_t>(size) <= file_size, src.what, " has a chunk of ", size, " bytes in a ", file_size,
+               "-byte file (corrupt file?)");
+      LB_CHECK(resized || size >= chunk_bytes, src.what, " has a ", size, "-byte chunk stored without compression, but ",
+               "a chunk holds ", chunk_bytes, " bytes (corrupt file?)");
+    }
+    for (size_t d = rank; d-- > 0;) {  // next chunk, last dimension fastest
+      if (++idx[d] < grid[d]) break;
+      idx[d] = 0;
+    }
+  }
 }
 
 // Checks that `bytes` decoded bytes can come from what the file stores for this dataset.
-void check_storage(const Source& src, int64_t bytes, bool filtered, int64_t file_size, int64_t max_bytes) {
+void check_storage(const Source& src, int64_t bytes, const Layout& layout, int64_t file_size, int64_t max_bytes) {
+  const bool filtered = layout.filtered;
   LB_CHECK(bytes <= max_bytes, src.what, " would need ", bytes, " bytes, over the limit of ", max_bytes);
   if (src.is_attr) {
     // Attributes live in object headers (at most 64 KiB) or dense storage; both are small.
@@ -345,6 +402,9 @@ void check_storage(const Source& src, int64_t bytes, bool filtered, int64_t file
   int64_t stored = static_cast<int64_t>(src.storage());
   H5Eclear2(H5E_DEFAULT);
   LB_CHECK(stored <= file_size, src.what, " claims ", stored, " stored bytes in a ", file_size, "-byte file (corrupt file?)");
+  // libhdf5 1.10 copies compact data without comparing its size to the dataspace.
+  LB_CHECK(!layout.compact || stored == bytes, src.what, " is a compact dataset with ", stored, " bytes of data for ",
+           bytes, " bytes of elements (corrupt file?)");
   int64_t can_hold = filtered ? stored * kMaxFilterRatio : stored;
   LB_CHECK(bytes <= can_hold + kFillSlack, src.what, " claims ", bytes, " bytes of data but the file stores only ",
            stored, filtered ? " compressed" : "", " bytes for it (corrupt or truncated file?)");
@@ -465,7 +525,7 @@ std::vector<std::string> read_strings_from(const Source& src, const H5ReadLimits
   Hid type = dtype(H5_TRY(src.type(), src.what, ": cannot read its type"));
   Hid space = dspace(H5_TRY(src.space(), src.what, ": cannot read its dataspace"));
   H5T_class_t cls = H5Tget_class(type.get());
-  bool filtered = src.is_attr ? false : check_dataset_layout(src);
+  const Layout layout = src.is_attr ? Layout{} : check_dataset_layout(src);
   if (allow_empty_numeric && H5Sget_simple_extent_type(space.get()) == H5S_NULL) return {};
   Extent ext = get_extent(src, space.get(), limits);
   if (allow_empty_numeric && ext.numel == 0) return {};  // Keras writes [] as an empty float64 array
@@ -483,7 +543,8 @@ std::vector<std::string> read_strings_from(const Source& src, const H5ReadLimits
     const size_t esize = heap.element_size();
     LB_CHECK(ext.numel <= limits.max_string_bytes / static_cast<int64_t>(esize), src.what, " claims ", ext.numel,
              " strings, over the limit (corrupt file?)");
-    check_storage(src, ext.numel * static_cast<int64_t>(esize), filtered, geom.file_size, limits.max_string_bytes);
+    check_storage(src, ext.numel * static_cast<int64_t>(esize), layout, geom.file_size, limits.max_string_bytes);
+    if (!src.is_attr) check_chunks(src, layout, ext, esize, geom.file_size);
     Hid raw = dtype(H5_TRY(H5Tcreate(H5T_OPAQUE, esize), src.what, ": H5Tcreate failed"));
     H5_TRY(H5Tset_tag(raw.get(), kRawVlenTag), src.what, ": H5Tset_tag failed");
     std::vector<uint8_t> buf(esize * static_cast<size_t>(ext.numel), 0);
@@ -503,7 +564,8 @@ std::vector<std::string> read_strings_from(const Source& src, const H5ReadLimits
                ext.numel <= limits.max_string_bytes / static_cast<int64_t>(size),
            src.what, " claims ", ext.numel, " strings of ", size, " bytes, over the limit of ", limits.max_string_bytes,
            " bytes (corrupt file?)");
-  check_storage(src, ext.numel * static_cast<int64_t>(size), filtered, geom.file_size, limits.max_string_bytes);
+  check_storage(src, ext.numel * static_cast<int64_t>(size), layout, geom.file_size, limits.max_string_bytes);
+  if (!src.is_attr) check_chunks(src, layout, ext, size, geom.file_size);
   H5T_str_t pad = H5Tget_strpad(type.get());
   H5_TRY(H5Tset_size(mem.get(), size), src.what, ": cannot make a string type");
   if (pad >= 0) H5Tset_strpad(mem.get(), pad);
@@ -1010,7 +1072,7 @@ Tensor H5Reader::read_tensor(const std::string& name) const {
   const std::string what = "'" + path_ + "': dataset '" + full + "'";
   Source src{dset(H5_TRY(H5Dopen2(impl_->file.get(), full.c_str(), H5P_DEFAULT), what, ": cannot open it (corrupt file?)")),
              false, what};
-  bool filtered = check_dataset_layout(src);
+  const Layout layout = check_dataset_layout(src);
   Hid type = dtype(H5_TRY(src.type(), what, ": cannot read its type"));
   Hid space = dspace(H5_TRY(src.space(), what, ": cannot read its dataspace"));
   Extent ext = get_extent(src, space.get(), limits_);
@@ -1044,7 +1106,8 @@ Tensor H5Reader::read_tensor(const std::string& name) const {
   const int64_t wide = via == Via::direct ? static_cast<int64_t>(dtype_size(out)) : 8;
   LB_CHECK(ext.numel <= limits_.max_bytes / std::max<int64_t>(wide, static_cast<int64_t>(fsize)), what, " claims shape ",
            Shape(ext.dims).str(), ", over the limit of ", limits_.max_bytes, " bytes");
-  check_storage(src, ext.numel * static_cast<int64_t>(fsize), filtered, file_size_, limits_.max_bytes);
+  check_storage(src, ext.numel * static_cast<int64_t>(fsize), layout, file_size_, limits_.max_bytes);
+  check_chunks(src, layout, ext, fsize, file_size_);
 
   Tensor t = Tensor::empty(Shape(ext.dims), out);
   if (ext.numel == 0) return t;

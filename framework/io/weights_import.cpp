@@ -6,12 +6,14 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <tuple>
 
 #include "core/error.h"
 #include "io/checkpoint.h"
 #include "io/h5_file.h"
-#include "io/yaml_util.h"
 #include "nn/layers.h"
+#include "quant/quant_layers.h"
+#include "quant/quantizer.h"
 
 namespace lowbit::io {
 
@@ -212,15 +214,57 @@ Conversion keras_conversion(const FileTensor& f, const LayerInfo& layer, const s
   return c;
 }
 
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j)
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+// A name to suggest, with its element count (a renamed tensor keeps its size).
+struct Candidate {
+  std::string name;
+  int64_t numel;
+};
+
+// The (up to) three candidates closest to a tensor: those with the same number of elements
+// first, then by edit distance of the names. Same-size ones are marked.
+std::string closest3(const std::string& name, int64_t numel, const std::vector<Candidate>& candidates) {
+  if (candidates.empty()) return "none";
+  std::vector<std::tuple<bool, size_t, const Candidate*>> scored;
+  for (const auto& c : candidates) scored.emplace_back(c.numel != numel, edit_distance(name, c.name), &c);
+  const size_t n = std::min<size_t>(3, scored.size());
+  std::partial_sort(scored.begin(), scored.begin() + static_cast<std::ptrdiff_t>(n), scored.end(),
+                    [](const auto& a, const auto& b) {
+                      return std::tie(std::get<0>(a), std::get<1>(a), std::get<2>(a)->name) <
+                             std::tie(std::get<0>(b), std::get<1>(b), std::get<2>(b)->name);
+                    });
+  std::string out;
+  for (size_t i = 0; i < n; ++i)
+    out += (i ? ", " : "") + std::get<2>(scored[i])->name + (std::get<0>(scored[i]) ? "" : " (same size)");
+  return out;
+}
+
 bool scalar_like(const Shape& s) { return s.rank() <= 1 && s.numel() == 1; }
+
+// Conv or linear, float or quantized (a QuantWeightLayer keeps the float layer's names).
+LayerInfo::Kind kind_of(nn::Module* m) {
+  if (auto* q = dynamic_cast<quant::QuantWeightLayer*>(m)) return q->is_conv() ? LayerInfo::Kind::conv : LayerInfo::Kind::linear;
+  if (dynamic_cast<nn::Conv2d*>(m)) return LayerInfo::Kind::conv;
+  if (dynamic_cast<nn::Linear*>(m)) return LayerInfo::Kind::linear;
+  return LayerInfo::Kind::other;
+}
 
 std::map<std::string, LayerInfo> layer_infos(const BuiltModel& m) {
   std::map<std::string, LayerInfo> out;
   nn::Graph& g = *m.graph;
-  for (auto& [name, mod] : g.named_modules()) {
-    if (dynamic_cast<nn::Conv2d*>(mod)) out[name].kind = LayerInfo::Kind::conv;
-    if (dynamic_cast<nn::Linear*>(mod)) out[name].kind = LayerInfo::Kind::linear;
-  }
+  for (auto& [name, mod] : g.named_modules())
+    if (const LayerInfo::Kind k = kind_of(mod); k != LayerInfo::Kind::other) out[name].kind = k;
   // A linear node fed (through parameter-free single-input nodes such as dropout) by a flatten
   // of a 4-d map.
   const auto& nodes = g.nodes();
@@ -233,13 +277,14 @@ std::map<std::string, LayerInfo> layer_infos(const BuiltModel& m) {
   } catch (const Error&) {
     return out;  // shapes unknown: no flatten reordering
   }
+  auto is_flatten = [&](int j) { return dynamic_cast<nn::Flatten*>(nodes[j].module.get()) != nullptr; };
   for (size_t k = 0; k < nodes.size(); ++k) {
-    if (!dynamic_cast<nn::Linear*>(nodes[k].module.get())) continue;
+    if (kind_of(nodes[k].module.get()) != LayerInfo::Kind::linear) continue;
     int j = nodes[k].inputs.at(0);
-    while (j >= 0 && !nodes[j].module->multi_input() && nodes[j].module->type_name() != "flatten" &&
-           nodes[j].module->named_parameters().empty() && shapes[j].rank() == 2)
+    while (j >= 0 && !is_flatten(j) && !nodes[j].module->multi_input() && nodes[j].module->named_parameters().empty() &&
+           shapes[j].rank() == 2)
       j = nodes[j].inputs.at(0);
-    if (j < 0 || nodes[j].module->type_name() != "flatten") continue;
+    if (j < 0 || !is_flatten(j)) continue;
     const int src = nodes[j].inputs.at(0);
     const Shape s = src < 0 ? in : shapes[src];
     if (s.rank() == 4 && s[2] * s[3] > 1) out[nodes[k].name].flatten_chw = Shape({s[1], s[2], s[3]});
@@ -260,6 +305,13 @@ std::string list_some(const std::vector<std::string>& items, size_t max_items = 
   std::string s;
   for (size_t i = 0; i < items.size() && i < max_items; ++i) s += "\n  " + items[i];
   if (items.size() > max_items) s += "\n  ... (" + std::to_string(items.size() - max_items) + " more in the table)";
+  return s;
+}
+
+std::string list_inline(const std::vector<std::string>& items, size_t max_items = 6) {
+  std::string s;
+  for (size_t i = 0; i < items.size() && i < max_items; ++i) s += (i ? ", " : "") + items[i];
+  if (items.size() > max_items) s += ", ... (" + std::to_string(items.size()) + " in all)";
   return s;
 }
 
@@ -300,24 +352,27 @@ int64_t ImportPlan::count(MatchStatus s) const {
   return std::count_if(entries.begin(), entries.end(), [s](const ImportEntry& e) { return e.status == s; });
 }
 
-ImportPlan plan_import(const std::string& path, const BuiltModel& model, const ImportOptions& opt) {
-  H5Reader r(path);
-  ImportPlan plan;
-  plan.file = path;
+namespace {
 
-  // 1. The file's tensors under their source names.
+struct ModelTensor {
+  std::string name;
+  Shape shape;
+  DType dtype;
+};
+
+// Step 1: the file's tensors under their source names; sets plan.source.
+std::vector<FileTensor> list_file_tensors(const H5Reader& r, ImportPlan& plan) {
   std::vector<FileTensor> files;
-  int64_t skipped_strings = 0;
   std::string fmt;
   if (r.has_attr("/", "format")) {
     try {
       fmt = r.attr_string("/", "format");
     } catch (const Error&) {
-      fmt.clear();
+      fmt.clear();  // not a string: not ours
     }
   }
   if (fmt == kCheckpointFormat) {
-    read_checkpoint_info(path);  // checks the format version
+    read_checkpoint_info(r.path());  // checks the format version
     plan.source = WeightSource::lowbit_checkpoint;
     for (const auto& p : r.datasets())
       if (p.compare(0, 7, "/model/") == 0) files.push_back({p, H5Reader::dotted(p.substr(6)), Shape(r.info(p).shape), ""});
@@ -326,10 +381,11 @@ ImportPlan plan_import(const std::string& path, const BuiltModel& model, const I
     files = keras_tensors(r, *base, &plan.source_detail);
   } else {
     plan.source = WeightSource::torch_flat;
+    int64_t strings = 0;
     for (const auto& p : r.datasets()) {
       H5DatasetInfo info = r.info(p);
       if (info.is_string) {
-        ++skipped_strings;
+        ++strings;
         continue;
       }
       const std::string dotted = H5Reader::dotted(p);
@@ -337,12 +393,18 @@ ImportPlan plan_import(const std::string& path, const BuiltModel& model, const I
       if (nested) plan.source = WeightSource::torch_nested;
       files.push_back({nested ? p : dotted, dotted, Shape(info.shape), ""});
     }
+    if (strings) plan.notes.push_back("ignored " + std::to_string(strings) + " string dataset(s)");
   }
-  if (skipped_strings) plan.notes.push_back("ignored " + std::to_string(skipped_strings) + " string dataset(s)");
-  LB_CHECK(!files.empty(), path, ": no tensors found (", weight_source_name(plan.source),
+  LB_CHECK(!files.empty(), r.path(), ": no tensors found (", weight_source_name(plan.source),
            "); expected datasets named like 'conv1.weight' (see tools/torch_to_h5.py)");
+  return files;
+}
 
-  // 2. Renames.
+// Step 2: --map renames (the first that applies wins); without maps, a prefix that every file
+// name has and no model name has ("module." from DataParallel) is stripped when that matches
+// more tensors.
+void rename_file_tensors(std::vector<FileTensor>& files, const ImportOptions& opt, const std::set<std::string>& model_names,
+                         ImportPlan& plan) {
   std::vector<bool> map_used(opt.maps.size(), false);
   for (auto& f : files) {
     for (size_t i = 0; i < opt.maps.size(); ++i) {
@@ -355,115 +417,162 @@ ImportPlan plan_import(const std::string& path, const BuiltModel& model, const I
   }
   for (size_t i = 0; i < opt.maps.size(); ++i)
     if (!map_used[i]) plan.notes.push_back("--map " + opt.maps[i].from + "=" + opt.maps[i].to + " matched no file tensor");
+  if (!opt.maps.empty() || plan.source == WeightSource::keras) return;
 
-  // 3. Model tensors.
-  struct ModelTensor {
-    std::string name;
-    Shape shape;
-    DType dtype;
-  };
+  const std::string first = files[0].name.substr(0, files[0].name.find('.'));
+  bool common = files[0].name.find('.') != std::string::npos;
+  for (const auto& f : files) common = common && has_prefix(f.name, first) && f.name != first;
+  for (const auto& n : model_names) common = common && !has_prefix(n, first);
+  if (!common) return;
+  int64_t before = 0, after = 0;
+  for (const auto& f : files) {
+    before += static_cast<int64_t>(model_names.count(f.name));
+    after += static_cast<int64_t>(model_names.count(f.name.substr(first.size() + 1)));
+  }
+  if (after <= before) return;
+  for (auto& f : files) f.name = f.name.substr(first.size() + 1);
+  plan.notes.push_back("every file name starts with '" + first + ".': stripped it (--map " + first + ".=NEW overrides)");
+}
+
+// Step 3 for one model tensor found in the file: converts (Keras layouts, 0-d <-> [1],
+// dtype) and checks; `value` is set when it matched.
+ImportEntry match_tensor(const H5Reader& r, const ModelTensor& mt, const FileTensor& f, const ImportPlan& plan,
+                         const std::map<std::string, LayerInfo>& infos, Tensor& value) {
+  ImportEntry e;
+  e.model_name = mt.name;
+  e.model_shape = mt.shape;
+  e.file_name = f.file_name;
+  e.file_shape = f.shape;
+  Conversion conv{"", f.shape, [](const Tensor& t) { return t; }};
+  if (plan.source == WeightSource::keras) {
+    auto li = infos.find(module_of(mt.name));
+    conv = keras_conversion(f, li == infos.end() ? LayerInfo{} : li->second, mt.name);
+  }
+  e.conversion = conv.name;
+  const bool same = conv.shape == mt.shape;
+  if (!same && !(scalar_like(conv.shape) && scalar_like(mt.shape))) {
+    e.status = MatchStatus::shape_mismatch;
+    e.detail = "file " + f.shape.str() + (conv.name.empty() ? "" : " (" + conv.name + " gives " + conv.shape.str() + ")") +
+               ", model " + mt.shape.str();
+    return e;
+  }
+  const std::string stored_type = r.info(f.file_name).type;
+  Tensor v = conv.apply(r.read_tensor(f.file_name));
+  if (v.dtype() != mt.dtype) {
+    e.status = MatchStatus::shape_mismatch;
+    e.detail = "file holds " + stored_type + ", model " + dtype_name(mt.dtype);
+    return e;
+  }
+  auto add = [&e](const std::string& what) { e.conversion += (e.conversion.empty() ? "" : ", ") + what; };
+  if (!same) {  // PyTorch's 0-d num_batches_tracked -> Lowbit's [1]
+    add(stored_type + " " + conv.shape.str() + " -> " + dtype_name(mt.dtype) + " " + mt.shape.str());
+    v = v.contiguous().reshape(mt.shape);
+  } else if (stored_type != dtype_name(mt.dtype) && !(stored_type == "float32" && mt.dtype == DType::f32)) {
+    add(stored_type + " -> " + dtype_name(mt.dtype));
+  }
+  e.status = MatchStatus::matched;
+  value = v;
+  return e;
+}
+
+// Step 4: closest names for missing and unused tensors, and likely renames. A missing model
+// tensor is most likely one of the unused file tensors (and the other way round); names that
+// already matched are offered only when nothing else is left.
+void suggest_names(const std::vector<FileTensor>& files, const std::vector<bool>& used,
+                   const std::vector<ModelTensor>& mts, ImportPlan& plan) {
+  std::vector<Candidate> unused_files, all_files, missing_model, all_model;
+  for (size_t i = 0; i < files.size(); ++i) {
+    all_files.push_back({files[i].name, files[i].shape.numel()});
+    if (!used[i]) unused_files.push_back(all_files.back());
+  }
+  for (size_t i = 0; i < mts.size(); ++i) {
+    all_model.push_back({mts[i].name, mts[i].shape.numel()});
+    if (plan.entries[i].status == MatchStatus::missing) missing_model.push_back(all_model.back());
+  }
+  for (size_t i = 0; i < mts.size(); ++i)
+    if (plan.entries[i].status == MatchStatus::missing)
+      plan.entries[i].detail = "closest in file: " + closest3(mts[i].name, mts[i].shape.numel(),
+                                                               unused_files.empty() ? all_files : unused_files);
+  for (size_t i = 0; i < files.size(); ++i)
+    if (!used[i])
+      plan.unused.push_back({files[i].file_name, files[i].name, files[i].shape,
+                             closest3(files[i].name, files[i].shape.numel(), missing_model.empty() ? all_model : missing_model)});
+
+  // Likely renames: missing model tensors paired with unused file tensors of the same size and
+  // last name part, closest names first, each used once.
+  auto leaf = [](const std::string& n) { return n.substr(n.rfind('.') + 1); };
+  std::vector<std::tuple<size_t, size_t, size_t>> pairs;  // (distance, entry, unused file)
+  for (size_t i = 0; i < mts.size(); ++i) {
+    if (plan.entries[i].status != MatchStatus::missing) continue;
+    for (size_t j = 0; j < unused_files.size(); ++j)
+      if (unused_files[j].numel == mts[i].shape.numel() && leaf(unused_files[j].name) == leaf(mts[i].name))
+        pairs.emplace_back(edit_distance(unused_files[j].name, mts[i].name), i, j);
+  }
+  std::sort(pairs.begin(), pairs.end());
+  std::vector<bool> taken(unused_files.size(), false);
+  for (const auto& [d, i, j] : pairs) {
+    if (!plan.entries[i].likely.empty() || taken[j]) continue;
+    plan.entries[i].likely = unused_files[j].name;
+    taken[j] = true;
+  }
+}
+
+}  // namespace
+
+ImportPlan plan_import(const std::string& path, const BuiltModel& model, const ImportOptions& opt) {
+  H5Reader r(path);
+  ImportPlan plan;
+  plan.file = path;
+  std::vector<FileTensor> files = list_file_tensors(r, plan);
+
   std::vector<ModelTensor> mts;
   for (auto& [name, v] : model.graph->named_parameters()) mts.push_back({name, v.data().shape(), v.data().dtype()});
   for (auto& [name, t] : model.graph->named_buffers()) mts.push_back({name, t->shape(), t->dtype()});
   std::set<std::string> model_names;
   for (const auto& m : mts) model_names.insert(m.name);
-
-  // No --map and every file name under one prefix the model lacks ("module." from
-  // DataParallel, "model." from a wrapper): strip it when that matches more tensors.
-  if (opt.maps.empty() && plan.source != WeightSource::keras) {
-    const std::string first = files[0].name.substr(0, files[0].name.find('.'));
-    bool common = files[0].name.find('.') != std::string::npos;
-    for (const auto& f : files) common = common && has_prefix(f.name, first) && f.name != first;
-    bool model_has = false;
-    for (const auto& n : model_names) model_has |= has_prefix(n, first);
-    if (common && !model_has) {
-      int64_t before = 0, after = 0;
-      for (const auto& f : files) {
-        before += model_names.count(f.name);
-        after += model_names.count(f.name.substr(first.size() + 1));
-      }
-      if (after > before) {
-        for (auto& f : files) f.name = f.name.substr(first.size() + 1);
-        plan.notes.push_back("every file name starts with '" + first + ".': stripped it (--map " + first +
-                             ".=NEW overrides)");
-      }
-    }
+  std::set<std::string> quantizers, weight_quantizers;  // modules whose state a float file cannot have
+  for (auto& [name, m] : model.graph->named_modules()) {
+    if (dynamic_cast<quant::Quantizer*>(m)) quantizers.insert(name);
+    if (dynamic_cast<quant::QuantWeightLayer*>(m)) weight_quantizers.insert(name + ".weight_quant");
   }
 
+  rename_file_tensors(files, opt, model_names, plan);
   std::map<std::string, size_t> by_name;
   for (size_t i = 0; i < files.size(); ++i) {
     auto [it, fresh] = by_name.emplace(files[i].name, i);
     LB_CHECK(fresh, path, ": two file tensors both load as '", files[i].name, "': ", files[it->second].file_name, " and ",
              files[i].file_name, " (check the --map renames)");
   }
-  std::vector<std::string> file_names;
-  for (const auto& f : files) file_names.push_back(f.name);
-  std::vector<std::string> model_name_list;
-  for (const auto& m : mts) model_name_list.push_back(m.name);
 
-  // 4. Match.
   const std::map<std::string, LayerInfo> infos =
       plan.source == WeightSource::keras ? layer_infos(model) : std::map<std::string, LayerInfo>{};
   std::vector<bool> used(files.size(), false);
   for (const auto& mt : mts) {
-    ImportEntry e;
-    e.model_name = mt.name;
-    e.model_shape = mt.shape;
     Tensor value;
     auto it = by_name.find(mt.name);
-    if (it == by_name.end()) {
-      if (ends_with(mt.name, ".num_batches_tracked")) {
+    if (it != by_name.end()) {
+      used[it->second] = true;
+      plan.entries.push_back(match_tensor(r, mt, files[it->second], plan, infos, value));
+    } else {
+      ImportEntry e;
+      e.model_name = mt.name;
+      e.model_shape = mt.shape;
+      if (ends_with(mt.name, ".num_batches_tracked")) {  // Keras has none; only matters for momentum=None
         e.status = MatchStatus::kept_default;
         e.detail = "not in the file: keeps its initial value";
+      } else if (quantizers.count(module_of(mt.name))) {
+        e.status = MatchStatus::kept_default;
+        e.detail = weight_quantizers.count(module_of(mt.name))
+                       ? "weight quantizer state, not in the file: initialized from the imported weight"
+                       : "quantizer state, not in the file: as the recipe initializes it (statistics from training data)";
       } else {
         e.status = MatchStatus::missing;
-        e.detail = "closest in file: " + closest_names(mt.name, file_names);
       }
       plan.entries.push_back(e);
-      plan.values.emplace_back();
-      continue;
     }
-    const FileTensor& f = files[it->second];
-    used[it->second] = true;
-    e.file_name = f.file_name;
-    e.file_shape = f.shape;
-    Conversion conv{"", f.shape, [](const Tensor& t) { return t; }};
-    if (plan.source == WeightSource::keras) {
-      auto li = infos.find(module_of(mt.name));
-      conv = keras_conversion(f, li == infos.end() ? LayerInfo{} : li->second, mt.name);
-    }
-    e.conversion = conv.name;
-    const bool same = conv.shape == mt.shape;
-    if (!same && !(scalar_like(conv.shape) && scalar_like(mt.shape))) {
-      e.status = MatchStatus::shape_mismatch;
-      e.detail = "file " + f.shape.str() + (conv.name.empty() ? "" : " (" + conv.name + " gives " + conv.shape.str() + ")") +
-                 ", model " + mt.shape.str();
-      plan.entries.push_back(e);
-      plan.values.emplace_back();
-      continue;
-    }
-    const std::string stored_type = r.info(f.file_name).type;
-    value = conv.apply(r.read_tensor(f.file_name));
-    if (value.dtype() != mt.dtype) {
-      e.status = MatchStatus::shape_mismatch;
-      e.detail = "file holds " + stored_type + ", model " + dtype_name(mt.dtype);
-      plan.entries.push_back(e);
-      plan.values.emplace_back();
-      continue;
-    }
-    if (!same) {
-      e.conversion = (e.conversion.empty() ? "" : e.conversion + ", ") + stored_type + " " + conv.shape.str() + " -> " +
-                     dtype_name(mt.dtype) + " " + mt.shape.str();
-      value = value.contiguous().reshape(mt.shape);
-    } else if (stored_type != dtype_name(mt.dtype) && !(stored_type == "float32" && mt.dtype == DType::f32)) {
-      e.conversion = (e.conversion.empty() ? "" : e.conversion + ", ") + stored_type + " -> " + dtype_name(mt.dtype);
-    }
-    e.status = MatchStatus::matched;
-    plan.entries.push_back(e);
     plan.values.push_back(value);
   }
-  for (size_t i = 0; i < files.size(); ++i)
-    if (!used[i]) plan.unused.push_back({files[i].file_name, files[i].name, files[i].shape, closest_names(files[i].name, model_name_list)});
+  suggest_names(files, used, mts, plan);
   return plan;
 }
 
@@ -519,17 +628,42 @@ void check_import(const ImportPlan& plan, const ImportOptions& opt) {
   for (const auto& u : plan.unused)
     unused.push_back("'" + u.file_name + "' " + u.shape.str() + (u.name != u.file_name ? " as '" + u.name + "'" : "") +
                      " (closest in model: " + u.closest + ")");
+  // Renames that would explain the missing tensors: "--map features.c1=conv1".
+  std::map<std::string, std::set<std::string>> renames;  // file module -> model modules
+  for (const auto& e : plan.entries)
+    if (e.status == MatchStatus::missing && !e.likely.empty() && module_of(e.likely) != module_of(e.model_name) &&
+        !module_of(e.likely).empty() && !module_of(e.model_name).empty())
+      renames[module_of(e.likely)].insert(module_of(e.model_name));
+  std::string try_maps;
+  bool suggested = false;
+  for (const auto& [from, to] : renames)
+    if (to.size() == 1) {  // only unambiguous ones
+      try_maps += " --map " + from + "=" + *to.begin();
+      suggested = true;
+    }
+  if (plan.count(MatchStatus::matched) == 0 && !missing.empty()) {
+    std::vector<std::string> model_names, file_names;
+    for (const auto& e : plan.entries)
+      if (e.status == MatchStatus::missing) model_names.push_back(e.model_name);
+    for (const auto& u : plan.unused) file_names.push_back(u.name);
+    LB_FAIL(plan.file, ": no tensor name of the file matches the model (", weight_source_name(plan.source), ").\n  model: ",
+            list_inline(model_names), "\n  file:  ", list_inline(file_names),
+            "\nrename with --map OLD=NEW (name prefixes; ",
+            !suggested ? "e.g. --map " + (file_names.empty() ? std::string("old") : module_of(file_names[0])) + "=" +
+                                    module_of(model_names[0])
+                              : "by sizes perhaps" + try_maps,
+            "), or check that the file belongs to this model");
+  }
   LB_CHECK(bad.empty(), plan.file, ": ", bad.size(), " tensor(s) have the wrong shape or type:", list_some(bad),
            "\n(is the file from a different model, or does the config need other model.params?)");
   LB_CHECK(missing.empty() || opt.allow_missing, plan.file, ": ", missing.size(), " model tensor(s) are not in the file:",
-           list_some(missing), "\nrename file tensors with --map OLD=NEW, or pass --allow-missing to keep their initial values");
+           list_some(missing), "\nrename file tensors with --map OLD=NEW", !suggested ? "" : " (perhaps" + try_maps + ")",
+           ", or pass --allow-missing to keep their initial values");
   LB_CHECK(!opt.strict || unused.empty(), plan.file, ": ", unused.size(), " file tensor(s) are not used by the model (--strict):",
            list_some(unused), "\nrename them with --map OLD=NEW, or drop --strict to ignore them");
-  LB_CHECK(plan.count(MatchStatus::matched) > 0 || plan.entries.empty(), plan.file,
-           ": no tensor of the file matches the model's names (closest pairs are in the table); use --map OLD=NEW");
 }
 
-void apply_import(const ImportPlan& plan, BuiltModel& model) {
+std::vector<std::string> apply_import(const ImportPlan& plan, BuiltModel& model) {
   std::map<std::string, Tensor*> dst;
   auto params = model.graph->named_parameters();  // Variables share their data with the model
   for (auto& [name, v] : params) dst[name] = &v.data();
@@ -542,6 +676,26 @@ void apply_import(const ImportPlan& plan, BuiltModel& model) {
              it->second->shape().str(), " in the model but ", plan.values[i].shape().str(), " in the plan");
     it->second->copy_from(plan.values[i]);
   }
+  // Quantized models: a weight quantizer with a learned or collected scale that the file did
+  // not provide starts from the statistic of the imported weight.
+  std::set<std::string> imported;
+  for (const auto& e : plan.entries)
+    if (e.status == MatchStatus::matched) imported.insert(e.model_name);
+  std::vector<std::string> initialized;
+  for (auto& [name, m] : model.graph->named_modules()) {
+    auto* layer = dynamic_cast<quant::QuantWeightLayer*>(m);
+    if (!layer || !imported.count(name + ".weight")) continue;
+    const std::string qname = name + ".weight_quant";
+    const bool has_state = std::any_of(imported.begin(), imported.end(),
+                                       [&](const std::string& n) { return n.rfind(qname + ".", 0) == 0; });
+    const quant::QuantizerConfig& qc = layer->weight_quant().config();
+    if (has_state || qc.external_scale || qc.scale_impl == quant::ScaleImpl::stats ||
+        qc.scale_impl == quant::ScaleImpl::constant)
+      continue;
+    layer->weight_quant().reset_from(layer->weight().data());
+    initialized.push_back(qname);
+  }
+  return initialized;
 }
 
 ImportPlan import_weights(const std::string& path, BuiltModel& model, const ImportOptions& opt) {

@@ -19,7 +19,8 @@
 // under its dotted name after the renames (`--map OLD=NEW`, prefixes on dot boundaries, the
 // first that applies wins). A BatchNorm num_batches_tracked the file lacks (Keras has none)
 // keeps its initial value and is reported, never an error; PyTorch's 0-d int64 counter is
-// loaded into Lowbit's s32 [1] one.
+// loaded into Lowbit's s32 [1] one. Quantizer state (scales, statistics, counters of a
+// quantized config) that a float file lacks is not an error either: see apply_import.
 #pragma once
 #include <string>
 #include <utility>
@@ -51,7 +52,7 @@ enum class MatchStatus {
   matched,         // loaded (after the conversion named in `conversion`, if any)
   missing,         // no file tensor has this name
   shape_mismatch,  // a file tensor has the name but not a compatible shape or dtype
-  kept_default,    // absent num_batches_tracked: keeps its initial value (not an error)
+  kept_default,    // absent num_batches_tracked or quantizer state: keeps its initial value (not an error)
 };
 const char* match_status_name(MatchStatus s);
 
@@ -64,6 +65,7 @@ struct ImportEntry {
   Shape file_shape;        // as stored
   std::string conversion;  // "" or e.g. "HWIO->OIHW", "(in,out)->(out,in)", "int64 [] -> s32 [1]"
   std::string detail;      // why it did not match, or the closest file names when missing
+  std::string likely;      // missing only: an unused file tensor of the same size and last name part ("" if none)
 };
 
 // A file tensor that no model tensor took.
@@ -99,8 +101,12 @@ std::string format_import_table(const ImportPlan& plan, bool show_matched = true
 // allow_missing, an unused file tensor with strict.
 void check_import(const ImportPlan& plan, const ImportOptions& opt);
 
-// Copies the matched tensors into the model (after check_import).
-void apply_import(const ImportPlan& plan, BuiltModel& model);
+// Copies the matched tensors into the model (after check_import). Quantized models (a config
+// with `quant:`): weight quantizers with a learned or collected scale whose state the file does
+// not hold are initialized from the imported weights (Quantizer::reset_from); their names are
+// returned. Activation quantizers keep the recipe's initialization (they collect statistics
+// in the first training steps, or need calibration).
+std::vector<std::string> apply_import(const ImportPlan& plan, BuiltModel& model);
 
 // plan_import + check_import + apply_import.
 ImportPlan import_weights(const std::string& path, BuiltModel& model, const ImportOptions& opt);

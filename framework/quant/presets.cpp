@@ -37,6 +37,21 @@ QuantizerConfig act_base(const char* name, bool is_signed) {
   return c;
 }
 
+// Bias with external scale s_in * s_w (Brevitas IntBias): signed wide B bits, zp 0, clamp not
+// straight-through; needs an input quantizer upstream of its layer.
+QuantizerConfig external_bias(const char* name, int bits) {
+  QuantizerConfig c;
+  c.name = name;
+  c.bits = bits;
+  c.is_signed = true;
+  c.narrow = false;
+  c.external_scale = true;
+  c.scale_impl = ScaleImpl::stats;
+  c.ste_clamp = false;
+  c.channel_axis = 0;
+  return c;
+}
+
 const std::map<std::string, std::function<QuantizerConfig()>>& registry() {
   static const std::map<std::string, std::function<QuantizerConfig()>> r = {
       {"Int8WeightPerTensorFloat", [] { return weight_base("Int8WeightPerTensorFloat"); }},
@@ -78,6 +93,9 @@ const std::map<std::string, std::function<QuantizerConfig()>>& registry() {
          c.stat = ScaleStat::max_abs;
          return c;
        }},
+      {"Int8Bias", [] { return external_bias("Int8Bias", 8); }},
+      {"Int16Bias", [] { return external_bias("Int16Bias", 16); }},
+      {"Int32Bias", [] { return external_bias("Int32Bias", 32); }},
       {"Uint8ActPACT",
        [] {  // Rusci et al. / PACT: y = floor(clamp(x, 0, a) * (2^Q-1)/a) * a/(2^Q-1), a learned from 6
          QuantizerConfig c;
@@ -182,7 +200,9 @@ std::vector<std::string> preset_names() {
 QuantizerConfig preset(const std::string& name) {
   auto it = registry().find(name);
   if (it == registry().end()) LB_FAIL("unknown quantizer preset '", name, "' (presets: ", io::closest_names(name, preset_names()), ")");
-  return it->second();
+  QuantizerConfig c = it->second();
+  c.preset = name;
+  return c;
 }
 
 QuantizerConfig parse_quantizer(const YAML::Node& node, const io::YamlSource& src, const std::string& key,
@@ -240,13 +260,16 @@ QuantizerConfig parse_quantizer(const YAML::Node& node, const io::YamlSource& sr
     else if (k == "lsq_grad_scale") c.lsq_grad_scale = boolean();
     else if (k == "binary_clip") c.binary_clip = static_cast<float>(number());
     else if (k == "ternary_threshold") c.ternary_threshold = static_cast<float>(number());
+    else if (k == "learned_bits") c.learned_bits = boolean();
+    else if (k == "external_scale") c.external_scale = boolean();
     else if (k == "min_val") min_val = number();
     else if (k == "max_val") max_val = number();
     else {
       static const std::vector<std::string> keys{"preset", "bits", "signed", "narrow", "per_channel", "scale_impl", "stat",
                                                  "percentile", "std_k", "restrict", "rounding", "reciprocal", "zero_point",
                                                  "ste_clamp", "scale_init", "collect_steps", "momentum", "lsq_grad_scale",
-                                                 "binary_clip", "ternary_threshold", "min_val", "max_val"};
+                                                 "binary_clip", "ternary_threshold", "learned_bits", "external_scale",
+                                                 "min_val", "max_val"};
       LB_FAIL(src.where(it->first, kk), ": ", key, ": unknown quantizer option '", k, "' (options: ", io::closest_names(k, keys), ")");
     }
   }

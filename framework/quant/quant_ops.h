@@ -18,7 +18,8 @@ struct FakeQuantSpec {
 // zero_point (C) f32 or undefined (zero), never differentiated.
 Variable fake_quant(const Variable& x, const Variable& scale, const Tensor& zero_point, const FakeQuantSpec& spec);
 
-// Binary: y = s * (x >= 0 ? 1 : -1). dx = g (STE), or g * [|x| <= clip] when clip > 0;
+// Binary: y = s * (x >= 0 ? 1 : -1). dx = g * s (STE through the sign, as Brevitas'
+// binary_sign_ste(x) * scale), or g * s * [|x| <= clip] when clip > 0;
 // ds = sum(g * sign(x)) per channel.
 Variable binary_quant(const Variable& x, const Variable& scale, int axis, float clip);
 

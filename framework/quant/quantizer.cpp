@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "quant/qat_ops.h"
 #include "quant/quant_ops.h"
 
 namespace lowbit::quant {
@@ -45,24 +46,50 @@ void validate(const QuantizerConfig& c, const std::string& where) {
   LB_CHECK(c.percentile > 0 && c.percentile <= 100, where, ": percentile must be in (0, 100]");
   LB_CHECK(c.channel_axis >= 0, where, ": channel_axis must be >= 0");
   LB_CHECK(c.ternary_threshold > 0 && c.ternary_threshold < 1, where, ": ternary_threshold must be in (0, 1)");
+  if (c.learned_bits) {
+    LB_CHECK(c.type == QuantType::integer, where, ": a learned bit width needs an integer quantizer (not binary or ternary)");
+    LB_CHECK(!c.pact, where, ": a learned bit width does not combine with PACT");
+    LB_CHECK(c.bits >= 2, where, ": a learned bit width starts at 2 bits or more (bits: ", c.bits, ")");
+    LB_CHECK(!c.external_scale, where, ": a bias with an external scale has a fixed bit width (learned_bits: false)");
+  }
+  if (c.external_scale) {
+    LB_CHECK(c.type == QuantType::integer && !c.pact, where, ": an external (input x weight) scale needs an integer quantizer");
+    LB_CHECK(!c.zero_point, where, ": an external (input x weight) scale has no zero point");
+  }
 }
 
 Quantizer::Quantizer(QuantizerConfig cfg, int64_t channels) : cfg_(std::move(cfg)) {
   validate(cfg_, cfg_.name);
   LB_CHECK(channels >= 1, cfg_.name, ": channel count must be positive");
+  if (cfg_.learned_bits) cfg_.ste_clamp = false;  // Brevitas: a learned bit width forces the real clamp
   axis_ = cfg_.per_channel ? cfg_.channel_axis : -1;
   threshold_ = quant_threshold(cfg_);
   const int64_t c = cfg_.per_channel ? channels : 1;
   const bool learned = cfg_.scale_impl == ScaleImpl::parameter || cfg_.scale_impl == ScaleImpl::parameter_from_stats;
-  if (learned) {
+  if (learned && !cfg_.external_scale) {
     float init = static_cast<float>(cfg_.scale_init);
     if (cfg_.restrict_to == ScaleRestrict::log2) init = std::log2(init);
     value_ = register_parameter("value", Tensor::full({c}, init));
   }
-  if (cfg_.scale_impl == ScaleImpl::running_stats || cfg_.scale_impl == ScaleImpl::parameter_from_stats) {
+  if (!cfg_.external_scale &&
+      (cfg_.scale_impl == ScaleImpl::running_stats || cfg_.scale_impl == ScaleImpl::parameter_from_stats)) {
     stat_buffer_ = register_buffer("stat_buffer", Tensor::zeros({c}));
     counter_ = register_buffer("collect_count", Tensor::zeros({1}, DType::s32));
   }
+  if (cfg_.learned_bits) bit_offset_ = register_parameter("bit_offset", Tensor::full({1}, static_cast<float>(cfg_.bits - 2)));
+}
+
+std::string Quantizer::describe() const {
+  if (path_.empty()) return "quantizer " + cfg_.name;
+  const size_t dot = path_.find('.');
+  const std::string layer = dot == std::string::npos ? "" : "layer " + path_.substr(0, dot) + ", ";
+  return layer + "quantizer " + path_ + " (" + cfg_.name + ")";
+}
+
+int Quantizer::current_bits() const {
+  if (cfg_.type == QuantType::binary) return 1;
+  if (!cfg_.learned_bits) return cfg_.bits;
+  return static_cast<int>(std::nearbyint(std::fabs(bit_offset_.data().f32()[0]) + 2.0f));
 }
 
 Tensor Quantizer::batch_stat(const Tensor& x) const {
@@ -86,31 +113,71 @@ Tensor Quantizer::batch_stat(const Tensor& x) const {
   return Tensor();
 }
 
-// threshold-domain value (C) -> scale (C): restriction, then / T.
-static Variable to_scale(const Variable& v, ScaleRestrict r, double threshold, bool is_log2_param) {
-  Variable t = v;
-  if (is_log2_param) t = exp2(v);
-  if (r == ScaleRestrict::pow2) t = pow2_ceil_ste(t);
-  return threshold == 1.0 ? t : div_scalar(t, static_cast<float>(threshold));
+Quantizer::Range Quantizer::range() {
+  Range r;
+  if (!cfg_.learned_bits) {
+    r.qmin = static_cast<float>(quant_min(cfg_));
+    r.qmax = static_cast<float>(quant_max(cfg_));
+    r.threshold = threshold_;
+    r.bits = cfg_.type == QuantType::binary ? 1 : cfg_.bits;
+    return r;
+  }
+  // bits = round_ste(|offset| + 2) (half to even; |.| with gradient sign(offset), sign(0) = +1).
+  Variable bw = round_ste(affine(abs_sign_grad(bit_offset_), 1.f, 2.f));
+  const float b = bw.data().f32()[0];
+  LB_CHECK(std::isfinite(b) && b <= 32.f, describe(), ": the learned bit width is ", b, " (bit_offset ",
+           bit_offset_.data().f32()[0], "), outside 2..32");
+  r.bits = static_cast<int>(b);
+  if (cfg_.is_signed) {
+    Variable half = exp2(affine(bw, 1.f, -1.f));  // 2^(b-1)
+    r.qmax_var = affine(half, 1.f, -1.f);
+    r.qmin_var = affine(half, -1.f, cfg_.narrow ? 1.f : 0.f);
+    r.threshold_var = (cfg_.narrow && cfg_.restrict_to != ScaleRestrict::pow2) ? r.qmax_var : half;
+  } else {
+    Variable full = exp2(bw);  // 2^b
+    r.qmax_var = affine(full, 1.f, cfg_.narrow ? -2.f : -1.f);
+    r.qmin_var = Variable(Tensor::zeros({1}));
+    r.threshold_var = r.qmax_var;
+  }
+  r.qmin = r.qmin_var.data().f32()[0];
+  r.qmax = r.qmax_var.data().f32()[0];
+  r.threshold = r.threshold_var.data().f32()[0];
+  bits_var_ = bw;
+  return r;
 }
 
-Variable Quantizer::scale_for(const Variable& x, Tensor& zero_point) {
+// threshold-domain value (C) -> scale (C): restriction, then / T.
+Variable Quantizer::to_scale(const Variable& v, bool is_log2_param, const Range& r) const {
+  Variable t = v;
+  if (is_log2_param) t = exp2(v);
+  if (cfg_.restrict_to == ScaleRestrict::pow2) t = pow2_ceil_ste(t);
+  if (r.threshold_var.defined()) return div(t, r.threshold_var);
+  return r.threshold == 1.0 ? t : div_scalar(t, static_cast<float>(r.threshold));
+}
+
+Variable Quantizer::scale_for(const Variable& x, Tensor& zero_point, const Range& r) {
   const float floor_v = 1e-10f;  // Brevitas' floor: a zero tensor gives a tiny scale, not NaN
   auto floored = [&](Tensor t) {
     for (int64_t i = 0; i < t.numel(); ++i) t.f32()[i] = std::max(t.f32()[i], floor_v);
     return t;
   };
   const bool log2p = cfg_.restrict_to == ScaleRestrict::log2;
+  auto update_buffer = [&](const Tensor& st, int32_t n) {
+    for (int64_t i = 0; i < st.numel(); ++i) {
+      float& b = stat_buffer_->f32()[i];
+      b = n == 0 ? st.f32()[i] : b * static_cast<float>(1 - cfg_.momentum) + static_cast<float>(cfg_.momentum) * st.f32()[i];
+    }
+  };
   switch (cfg_.scale_impl) {
     case ScaleImpl::constant:
-      return to_scale(Variable(Tensor::full({1}, static_cast<float>(cfg_.scale_init))), cfg_.restrict_to, threshold_, false);
+      return to_scale(Variable(Tensor::full({1}, static_cast<float>(cfg_.scale_init))), false, r);
     case ScaleImpl::stats: {
       if (cfg_.zero_point) {
         Tensor mn, mx;
         min_max(x.data(), axis_, mn, mx);
         Tensor s = Tensor::empty(mn.shape());
         zero_point = Tensor::empty(mn.shape());
-        const float qmin = static_cast<float>(quant_min(cfg_)), qmax = static_cast<float>(quant_max(cfg_));
+        const float qmin = r.qmin, qmax = r.qmax;
         for (int64_t i = 0; i < s.numel(); ++i) {
           const float lo = std::min(mn.f32()[i], 0.f), hi = std::max(mx.f32()[i], 0.f);  // keep 0 representable
           s.f32()[i] = std::max((hi - lo) / (qmax - qmin), floor_v);
@@ -122,44 +189,38 @@ Variable Quantizer::scale_for(const Variable& x, Tensor& zero_point) {
         // Differentiable: the gradient reaches the arg-max weight (Brevitas).
         Variable st = abs_max(x, axis_);
         for (int64_t i = 0; i < st.numel(); ++i) st.data().f32()[i] = std::max(st.data().f32()[i], floor_v);
-        return to_scale(st, cfg_.restrict_to, threshold_, false);
+        return to_scale(st, false, r);
       }
-      return to_scale(Variable(floored(batch_stat(x.data()))), cfg_.restrict_to, threshold_, false);
+      return to_scale(Variable(floored(batch_stat(x.data()))), false, r);
     }
     case ScaleImpl::running_stats: {
-      if (training_) {
+      if (collecting()) {
         Tensor st = floored(batch_stat(x.data()));
         int32_t& n = counter_->data<int32_t>()[0];
-        for (int64_t i = 0; i < st.numel(); ++i) {
-          float& b = stat_buffer_->f32()[i];
-          b = n == 0 ? st.f32()[i] : b * static_cast<float>(1 - cfg_.momentum) + static_cast<float>(cfg_.momentum) * st.f32()[i];
-        }
+        update_buffer(st, n);
         n = n < INT32_MAX ? n + 1 : n;
-        return to_scale(Variable(st), cfg_.restrict_to, threshold_, false);
+        return to_scale(Variable(st), false, r);
       }
       Tensor b = counter_->data<int32_t>()[0] > 0 ? stat_buffer_->clone() : floored(batch_stat(x.data()));
-      return to_scale(Variable(floored(b)), cfg_.restrict_to, threshold_, false);
+      return to_scale(Variable(floored(b)), false, r);
     }
     case ScaleImpl::parameter_from_stats: {
       int32_t& n = counter_->data<int32_t>()[0];
       if (n < cfg_.collect_steps) {
-        if (!training_) {  // eval before collection finished: the buffer (or this batch when empty)
+        if (!collecting()) {  // eval before collection finished: the buffer (or this batch when empty)
           Tensor b = n > 0 ? stat_buffer_->clone() : floored(batch_stat(x.data()));
-          return to_scale(Variable(floored(b)), cfg_.restrict_to, threshold_, false);
+          return to_scale(Variable(floored(b)), false, r);
         }
         Tensor st = floored(batch_stat(x.data()));
-        for (int64_t i = 0; i < st.numel(); ++i) {
-          float& b = stat_buffer_->f32()[i];
-          b = n == 0 ? st.f32()[i] : b * static_cast<float>(1 - cfg_.momentum) + static_cast<float>(cfg_.momentum) * st.f32()[i];
-        }
+        update_buffer(st, n);
         ++n;
         if (n == cfg_.collect_steps) {  // hand over to the learned parameter
           for (int64_t i = 0; i < st.numel(); ++i) {
             const float b = stat_buffer_->f32()[i];
-            value_.data().f32()[i] = cfg_.lsq ? b / static_cast<float>(threshold_) : (log2p ? std::log2(b) : b);
+            value_.data().f32()[i] = cfg_.lsq ? b / static_cast<float>(r.threshold) : (log2p ? std::log2(b) : b);
           }
         }
-        return to_scale(Variable(st), cfg_.restrict_to, threshold_, false);
+        return to_scale(Variable(st), false, r);
       }
       [[fallthrough]];
     }
@@ -168,48 +229,159 @@ Variable Quantizer::scale_for(const Variable& x, Tensor& zero_point) {
         Variable p = value_;
         if (cfg_.lsq_grad_scale) {
           const double per = static_cast<double>(x.numel()) / static_cast<double>(value_.numel());
-          p = grad_scale(p, static_cast<float>(1.0 / std::sqrt(per * static_cast<double>(quant_max(cfg_)))));
+          p = grad_scale(p, static_cast<float>(1.0 / std::sqrt(per * static_cast<double>(r.qmax))));
         }
         return p;
       }
       Variable v = log2p ? value_ : abs_sign_grad(value_);
-      return to_scale(v, cfg_.restrict_to, threshold_, log2p);
+      return to_scale(v, log2p, r);
     }
   }
   return Variable();
 }
 
-Variable Quantizer::forward(const Variable& x) {
-  Tensor zp;
-  Variable s = scale_for(x, zp);
-  for (int64_t i = 0; i < s.numel(); ++i)
-    LB_CHECK(std::isfinite(s.data().f32()[i]) && s.data().f32()[i] > 0.f, "quantizer ", cfg_.name, ": scale ",
-             s.data().f32()[i], " (channel ", i, ") is not a positive finite number");
-  Variable y;
-  if (cfg_.type == QuantType::binary) {
-    y = binary_quant(x, s, axis_, cfg_.binary_clip);
-  } else {
-    FakeQuantSpec spec;
-    spec.elem.qmin = static_cast<float>(quant_min(cfg_));
-    spec.elem.qmax = static_cast<float>(quant_max(cfg_));
-    spec.elem.rounding = cfg_.pact ? kernels::Rounding::floor : cfg_.rounding;
-    spec.elem.reciprocal = cfg_.reciprocal;
-    spec.elem.clamp_before_round = cfg_.pact;
-    spec.elem.ternary = cfg_.type == QuantType::ternary;
-    spec.elem.threshold = cfg_.ternary_threshold;
-    spec.axis = axis_;
-    spec.ste_clamp = cfg_.ste_clamp;
-    spec.inside_scale_grad = !cfg_.pact;
-    y = fake_quant(x, s, zp, spec);
+void Quantizer::check_scale(const Variable& s) const {
+  const Tensor sd = s.data().contiguous();
+  for (int64_t i = 0; i < sd.numel(); ++i) {
+    const float v = sd.f32()[i];
+    if (std::isfinite(v) && v > 0.f) continue;
+    std::string hint;
+    if (value_.defined()) {
+      const float p = value_.data().f32()[std::min<int64_t>(i, value_.numel() - 1)];
+      hint = " (learned parameter " + (path_.empty() ? cfg_.name : path_) + ".value = " + std::to_string(p) + ")";
+    }
+    LB_FAIL(describe(), ": scale ", v, " (channel ", i, ") is not a positive finite number", hint);
   }
+}
+
+Variable Quantizer::quantize(const Variable& x, const Variable& s, const Tensor& zp, const Range& r, int axis) {
+  if (cfg_.type == QuantType::binary) return binary_quant(x, s, axis, cfg_.binary_clip);
+  FakeQuantSpec spec;
+  spec.elem.qmin = r.qmin;
+  spec.elem.qmax = r.qmax;
+  spec.elem.rounding = cfg_.pact ? kernels::Rounding::floor : cfg_.rounding;
+  spec.elem.reciprocal = cfg_.reciprocal;
+  spec.elem.clamp_before_round = cfg_.pact;
+  spec.elem.ternary = cfg_.type == QuantType::ternary;
+  spec.elem.threshold = cfg_.ternary_threshold;
+  spec.axis = axis;
+  spec.ste_clamp = cfg_.ste_clamp;
+  spec.inside_scale_grad = !cfg_.pact;
+  if (cfg_.learned_bits) return fake_quant_bounds(x, s, r.qmin_var, r.qmax_var, zp, spec);
+  return fake_quant(x, s, zp, spec);
+}
+
+void Quantizer::record_meta(const Variable& s, const Tensor& zp, const Range& r, const Shape& shape, int axis) {
   meta_.scale = s.data().clone();
+  meta_.scale_var = s;
   meta_.zero_point = zp;
-  meta_.bits = cfg_.type == QuantType::binary ? 1 : cfg_.bits;
-  meta_.is_signed = cfg_.is_signed;
-  meta_.axis = axis_;
+  meta_.bits = cfg_.type == QuantType::binary ? 1 : r.bits;
+  meta_.is_signed = cfg_.is_signed || cfg_.type != QuantType::integer;
+  meta_.axis = axis;
+  meta_.shape = shape;
+  meta_.source = path_.empty() ? cfg_.name : path_;
+  meta_.why.clear();
+}
+
+Variable Quantizer::forward(const Variable& x) {
+  LB_CHECK(!cfg_.external_scale, describe(),
+           ": this quantizer takes its scale from the layer's input and weight scales (a bias quantizer); it cannot "
+           "quantize a tensor on its own");
+  Range r = range();
+  Tensor zp;
+  Variable s = scale_for(x, zp, r);
+  check_scale(s);
+  Variable y = quantize(x, s, zp, r, axis_);
+  record_meta(s, zp, r, x.shape(), axis_);
   return y;
 }
 
+Variable Quantizer::forward_with_scale(const Variable& x, const Variable& scale) {
+  Range r = range();
+  check_scale(scale);
+  const int axis = scale.numel() == 1 ? -1 : cfg_.channel_axis;
+  Variable y = quantize(x, scale, Tensor(), r, axis);
+  record_meta(scale, Tensor(), r, x.shape(), axis);
+  return y;
+}
+
+std::vector<Variable> Quantizer::forward_shared(const std::vector<Variable>& xs) {
+  LB_CHECK(!xs.empty(), describe(), ": shared quantization of no tensors");
+  LB_CHECK(axis_ < 0, describe(), ": a quantizer shared by the inputs of an add or a concat needs a per-tensor scale ",
+           "(per_channel: false)");
+  Range r = range();
+  const bool from_data = !(cfg_.scale_impl == ScaleImpl::constant || cfg_.scale_impl == ScaleImpl::parameter ||
+                           (cfg_.scale_impl == ScaleImpl::parameter_from_stats &&
+                            counter_->data<int32_t>()[0] >= cfg_.collect_steps));
+  Variable all;
+  if (from_data && xs.size() > 1) {  // statistics over every input together
+    int64_t n = 0;
+    for (const auto& x : xs) n += x.numel();
+    Tensor cat = Tensor::empty({n});
+    int64_t off = 0;
+    for (const auto& x : xs) {
+      const Tensor c = x.data().contiguous();
+      std::copy(c.f32(), c.f32() + c.numel(), cat.f32() + off);
+      off += c.numel();
+    }
+    all = Variable(cat);
+  } else {
+    all = xs[0];
+  }
+  Tensor zp;
+  Variable s = scale_for(all, zp, r);
+  check_scale(s);
+  std::vector<Variable> ys;
+  for (const auto& x : xs) ys.push_back(quantize(x, s, zp, r, -1));
+  record_meta(s, zp, r, xs[0].shape(), -1);
+  return ys;
+}
+
+void Quantizer::finish_calibration() {
+  calibrating_ = false;
+  if (cfg_.scale_impl != ScaleImpl::parameter_from_stats || !counter_) return;
+  int32_t& n = counter_->data<int32_t>()[0];
+  if (n == 0 || n >= cfg_.collect_steps) return;
+  const bool log2p = cfg_.restrict_to == ScaleRestrict::log2;
+  const Range r = range();
+  for (int64_t i = 0; i < value_.numel(); ++i) {
+    const float b = stat_buffer_->f32()[i];
+    value_.data().f32()[i] = cfg_.lsq ? b / static_cast<float>(r.threshold) : (log2p ? std::log2(b) : b);
+  }
+  n = cfg_.collect_steps;
+}
+
+void Quantizer::reset_from(const Tensor& x) {
+  if (cfg_.external_scale || cfg_.scale_impl == ScaleImpl::stats || cfg_.scale_impl == ScaleImpl::constant) return;
+  Tensor st = batch_stat(x);
+  for (int64_t i = 0; i < st.numel(); ++i) st.f32()[i] = std::max(st.f32()[i], 1e-10f);
+  if (stat_buffer_) {
+    stat_buffer_->copy_from(st);
+    int32_t& n = counter_->data<int32_t>()[0];
+    n = cfg_.scale_impl == ScaleImpl::parameter_from_stats ? cfg_.collect_steps : std::max(n, 1);
+  }
+  if (value_.defined()) {
+    const bool log2p = cfg_.restrict_to == ScaleRestrict::log2;
+    const Range r = range();
+    for (int64_t i = 0; i < value_.numel(); ++i) {
+      const float b = st.f32()[std::min<int64_t>(i, st.numel() - 1)];
+      value_.data().f32()[i] = cfg_.lsq ? b / static_cast<float>(r.threshold) : (log2p ? std::log2(b) : b);
+    }
+  }
+}
+
 Tensor Quantizer::current_scale() const { return meta_.scale; }
+
+void assign_quantizer_paths(nn::Module& root) {
+  for (auto& [name, m] : root.named_modules())
+    if (auto* q = dynamic_cast<Quantizer*>(m)) q->set_path(name);
+}
+
+std::vector<std::pair<std::string, Quantizer*>> quantizers_of(nn::Module& root) {
+  std::vector<std::pair<std::string, Quantizer*>> out;
+  for (auto& [name, m] : root.named_modules())
+    if (auto* q = dynamic_cast<Quantizer*>(m)) out.emplace_back(name, q);
+  return out;
+}
 
 }  // namespace lowbit::quant

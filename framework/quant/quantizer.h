@@ -46,6 +46,13 @@ struct QuantizerConfig {
   bool pact = false;             // PACT: clamp to [0, alpha] before rounding; alpha gradient from clipped values only
   float binary_clip = 0.f;       // binary: STE only where |x| <= clip (0 = everywhere)
   float ternary_threshold = 0.5f;
+  // Learned bit width (Brevitas): bits = round_ste(|offset| + 2), offset a parameter
+  // ("bit_offset") initialized to bits - 2; forces the non-STE clamp. Integer quantizers only.
+  bool learned_bits = false;
+  // Bias with external scale (Int8Bias/Int16Bias/Int32Bias): s = s_in * s_w per output channel,
+  // taken from the layer's input and weight quantizers; no statistic of its own.
+  bool external_scale = false;
+  std::string preset;            // the registry preset this config started from ("" for none)
 };
 
 // Integer range and threshold T (the value the scale statistic is divided by).
@@ -63,7 +70,16 @@ struct QuantMeta {
   int bits = 0;
   bool is_signed = true;
   int axis = -1;      // channel axis of per-channel scales, -1 per tensor
+  Shape shape;        // shape of the quantized tensor (N, ...)
+  Variable scale_var; // the scale as computed in the forward (gradient reaches learned scales); may be undefined
+  std::string source; // quantizer (or layer) the metadata comes from, for messages
+  std::string why;    // when invalid: why there is no metadata
   bool valid() const { return scale.defined(); }
+  static QuantMeta none(std::string why) {
+    QuantMeta m;
+    m.why = std::move(why);
+    return m;
+  }
 };
 
 class Quantizer : public nn::Module {
@@ -71,6 +87,11 @@ class Quantizer : public nn::Module {
   // channels: number of per-channel scales (1 for per-tensor quantizers).
   explicit Quantizer(QuantizerConfig cfg, int64_t channels = 1);
   Variable forward(const Variable& x) override;
+  // External scale (bias quantizers with external_scale): quantize x with `scale` ((C) or (1)).
+  Variable forward_with_scale(const Variable& x, const Variable& scale);
+  // Shared quantizer: one scale for all of xs (computed from all of them when it is a
+  // statistic), applied to each; the inputs of an add or a concat then share a grid.
+  std::vector<Variable> forward_shared(const std::vector<Variable>& xs);
   Shape infer_shape(const std::vector<Shape>& in) const override { return in.at(0); }
   std::string type_name() const override { return "quantizer"; }
   const QuantizerConfig& config() const { return cfg_; }
@@ -80,16 +101,59 @@ class Quantizer : public nn::Module {
   // constant scales, or statistics already collected); undefined otherwise.
   Tensor current_scale() const;
 
+  // Where the quantizer sits in the model ("conv1.weight_quant"), for messages; set by
+  // assign_quantizer_paths().
+  void set_path(std::string p) { path_ = std::move(p); }
+  const std::string& path() const { return path_; }
+  // "quantizer conv1.weight_quant (Int8WeightPerChannelFloat)".
+  std::string describe() const;
+
+  // Bit width now: the learned one (round(|offset| + 2)) or the configured one.
+  int current_bits() const;
+  // Learned bit width of the last training forward, connected to the offset parameter
+  // (undefined without learned_bits or before a forward).
+  const Variable& bits_variable() const { return bits_var_; }
+
+  // Post-training calibration: while on, statistic-based scales (running statistics and
+  // parameters-from-statistics) collect their statistic in every forward, whatever the module
+  // mode; finish_calibration() hands the collected statistic to the learned parameter.
+  void set_calibrating(bool on) { calibrating_ = on; }
+  void finish_calibration();
+  // Re-initializes a learned (or collected) scale from the statistic of `x` (e.g. the folded
+  // weights when batch-norm folding starts). Statistics-based scales need nothing.
+  void reset_from(const Tensor& x);
+
  private:
-  Variable scale_for(const Variable& x, Tensor& zero_point);
+  struct Range {  // integer range of this forward (learned bits: Variables with gradients)
+    float qmin = 0, qmax = 0;
+    double threshold = 1;
+    Variable qmin_var, qmax_var, threshold_var;
+    int bits = 0;
+  };
+  Range range();
+  Variable scale_for(const Variable& x, Tensor& zero_point, const Range& r);
+  Variable to_scale(const Variable& v, bool is_log2_param, const Range& r) const;
+  Variable quantize(const Variable& x, const Variable& s, const Tensor& zp, const Range& r, int axis);
+  void record_meta(const Variable& s, const Tensor& zp, const Range& r, const Shape& shape, int axis);
   Tensor batch_stat(const Tensor& x) const;
+  void check_scale(const Variable& s) const;
+  bool collecting() const { return training_ || calibrating_; }
   QuantizerConfig cfg_;
   int axis_;
   double threshold_;
   Variable value_;              // learned parameter (threshold, or scale for LSQ, or log2 for log2 restriction)
+  Variable bit_offset_;         // learned bit width: bits = round(|offset| + 2)
+  Variable bits_var_;
   Tensor* stat_buffer_ = nullptr;   // running / collected statistic (C)
   Tensor* counter_ = nullptr;       // collection steps done (s32 [1])
   QuantMeta meta_;
+  std::string path_;
+  bool calibrating_ = false;
 };
+
+// Sets every quantizer's path (its module name below `root`).
+void assign_quantizer_paths(nn::Module& root);
+// Every quantizer below `root` with its path.
+std::vector<std::pair<std::string, Quantizer*>> quantizers_of(nn::Module& root);
 
 }  // namespace lowbit::quant

@@ -15,6 +15,13 @@
 //       "conv*": {weights: {bits: 8}}
 //     quantizers:                       # named quantizers of your own, usable as presets
 //       w3: {preset: Int8WeightPerTensorFloat, bits: 3}
+//     bit_cost: 0.01                    # loss += bit_cost * mean weight bit width (learned_bits)
+//     accumulator: {bits: 16, mode: saturate}   # or truncate; conv/linear accumulators (per layer too)
+//     add: shared                       # shared | require_equal | float: inputs of every add
+//     concat: shared                    #   share one quantizer / must already share one / float
+//     shared_quantizer: Int8ActPerTensorFloat   # the quantizer shared by add/concat inputs
+//     avg_pool: {bits: 4}               # truncating average pools (bits 0: the input's width)
+//     bn_fold: {delay_epochs: 2}        # fold batch norm into the conv/linear before it after 2 epochs
 #pragma once
 #include <optional>
 #include <string>
@@ -22,6 +29,7 @@
 
 #include "io/yaml_util.h"
 #include "nn/graph.h"
+#include "quant/quant_layers.h"
 #include "quant/quantizer.h"
 
 namespace lowbit::quant {
@@ -30,7 +38,10 @@ struct LayerOverride {
   std::string pattern;  // layer name or glob (* and ?)
   std::string where;    // file:line:col, for messages
   YAML::Node weights, activations, bias;  // partial quantizer maps, merged over the defaults
+  YAML::Node accumulator;                 // {bits: N, mode: saturate | truncate}
 };
+
+enum class SharedMode { none, shared, require_equal };
 
 struct QuantRecipe {
   bool enabled = false;
@@ -39,6 +50,13 @@ struct QuantRecipe {
   std::vector<std::string> float_layers;
   std::vector<LayerOverride> layers;
   std::map<std::string, QuantizerConfig> user_quantizers;
+  double bit_cost = 0;  // coefficient of the weight bit-width regularizer (learned bit widths)
+  AccumulatorConfig accumulator;
+  SharedMode add = SharedMode::none, concat = SharedMode::none;
+  std::optional<QuantizerConfig> shared_quantizer;  // default: signed_activations
+  bool trunc_avg_pool = false;
+  int avg_pool_bits = 0;
+  int64_t bn_fold_delay = -1;  // -1: no folding during QAT
   io::YamlSource src;
 };
 
@@ -51,5 +69,9 @@ void apply_recipe(nn::Graph& model, const QuantRecipe& recipe);
 
 // Shell-style glob: * (any run) and ? (one character).
 bool glob_match(const std::string& pattern, const std::string& name);
+
+// Per-epoch switches of the quantized model (batch-norm folding after its delay). The trainer
+// calls it before every epoch (0-based).
+void start_epoch(nn::Graph& model, int64_t epoch);
 
 }  // namespace lowbit::quant

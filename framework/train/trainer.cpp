@@ -11,6 +11,8 @@
 #include "data/cifar.h"
 #include "data/idx.h"
 #include "ops/ops.h"
+#include "quant/guard.h"
+#include "quant/qat.h"
 #include "quant/recipe.h"
 #include "train/metrics.h"
 #include "train/optim_setup.h"
@@ -161,6 +163,7 @@ TrainResult run_training(const io::RunConfig& cfg, const TrainOptions& opt) {
   nn::Graph& model = *run.built.graph;
   data::DataLoader& train_loader = *run.train_loader;
   optim::Optimizer& optimizer = *run.optimizer;
+  const quant::QuantRecipe recipe = quant::parse_recipe(cfg.quant, cfg.source);
   const std::string config_text = io::to_yaml(cfg.resolved);
 
   io::TrainProgress prog;
@@ -203,6 +206,7 @@ TrainResult run_training(const io::RunConfig& cfg, const TrainOptions& opt) {
   int64_t ips_count = 0;
   const int64_t nb = train_loader.batches_per_epoch();
   for (int64_t epoch = prog.epoch; epoch < cfg.train.epochs; ++epoch) {
+    quant::start_epoch(model, epoch);  // batch-norm folding switches on after its delay
     model.train();
     train_loader.start_epoch(epoch);
     int64_t it = 0;
@@ -218,14 +222,32 @@ TrainResult run_training(const io::RunConfig& cfg, const TrainOptions& opt) {
     char post[64] = "";
     while (train_loader.next(b)) {
       run.schedule->set_epoch(epoch, it, nb);
-      Variable logits = model.forward(Variable(b.x));
-      Variable loss = ops::cross_entropy(logits, b.y);
-      const float lv = loss.data().item();
-      LB_CHECK(std::isfinite(lv), "training diverged: loss is ", lv, " at epoch ", epoch + 1, ", step ", prog.step + 1,
-               " (lower optimizer.lr or check the data normalization)");
+      // Any NaN/Inf (loss, gradient, quantizer scale or state) stops the run naming the step,
+      // the layer and the quantizer.
+      auto at = [&] { return "training diverged at epoch " + std::to_string(epoch + 1) + ", step " + std::to_string(prog.step + 1); };
+      Variable logits, loss;
+      float lv = 0;
+      try {
+        logits = model.forward(Variable(b.x));
+        loss = ops::cross_entropy(logits, b.y);
+        lv = loss.data().item();
+        if (recipe.bit_cost > 0)
+          if (Variable cost = quant::weight_bit_cost(model); cost.defined())
+            loss = ops::add(loss, ops::mul_scalar(cost, static_cast<float>(recipe.bit_cost)));
+      } catch (const Error& e) {
+        throw Error(at() + ": " + e.what());
+      }
+      if (!std::isfinite(loss.data().item())) {
+        const std::string where = quant::locate_nonfinite(model, b.x);
+        LB_FAIL(at(), ": the loss is ", loss.data().item(), where.empty() ? "" : "; " + where,
+                " (lower optimizer.lr or check the data normalization)");
+      }
       optimizer.zero_grad();
       loss.backward();
+      if (std::string bad = quant::check_gradients(model); !bad.empty()) LB_FAIL(at(), ": ", bad);
       optimizer.step();
+      if (std::string bad = quant::check_quantizer_state(model); !bad.empty())
+        LB_FAIL(at(), ": after the optimizer step, ", bad, " is not finite");
       ++prog.step;
       ++it;
       const int64_t bs = b.y.size(0);
@@ -273,6 +295,13 @@ TrainResult run_training(const io::RunConfig& cfg, const TrainOptions& opt) {
     }
   }
   LB_CHECK(!history.empty(), "resume: ", opt.resume, " already finished all ", cfg.train.epochs, " epochs (raise train.epochs to continue)");
+  if (recipe.enabled) {  // the weight-bit count (learned bit widths end where they rounded)
+    const quant::WeightBits wb = quant::weight_bits(model);
+    result.weight_bits = wb.total_bits;
+    std::ofstream f(run_dir + "/weight_bits.txt");
+    f << "weight_bits=" << wb.total_bits << "\n# " << quant::weight_bits_summary(wb) << "\n";
+    if (!opt.quiet) std::fprintf(stderr, "weight bits: %s\n", quant::weight_bits_summary(wb).c_str());
+  }
   result.test_acc = history.back().test_acc;
   result.test_loss = history.back().test_loss;
   result.train_img_per_s = ips_count ? ips_sum / static_cast<double>(ips_count) : 0;

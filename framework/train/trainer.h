@@ -21,6 +21,7 @@ struct TrainOptions {
 struct TrainResult {
   double test_acc = 0, test_loss = 0;
   double train_img_per_s = 0;  // mean over epochs
+  int64_t weight_bits = 0;     // quantized runs: sum of weights * bits over conv2d/linear layers
   std::string run_dir;
 };
 

@@ -1,8 +1,8 @@
 // Element math of uniform fake quantization, shared by the CPU kernels
 // (kernels/cpu/fake_quant.cpp) and the CUDA kernels. Formulas: docs/quantizers.md.
 //
-//   v = x / s + zp            (or x * (1/s) + zp: PyTorch's reciprocal form, see `reciprocal`)
-//   q = clamp(round(v), qmin, qmax)
+//   v = x / s + zp,  q = clamp(round(v), qmin, qmax)              (Brevitas: division, zp before rounding)
+//   q = clamp(round(x * (1/s)) + zp, qmin, qmax)                     (`reciprocal`: PyTorch's form)
 //   y = (q - zp) * s
 #pragma once
 #include <cmath>
@@ -27,7 +27,7 @@ LB_HD float round_mode(float v, Rounding r) {
 struct FakeQuantElem {
   float qmin, qmax;
   Rounding rounding = Rounding::half_even;
-  bool reciprocal = false;          // v = x * (1/s) (PyTorch) instead of x / s (Brevitas)
+  bool reciprocal = false;          // PyTorch's form: round(x * (1/s)) + zp instead of round(x / s + zp)
   bool clamp_before_round = false;  // clamp v to [qmin, qmax] first, then round (PACT)
   bool ternary = false;             // q = sign(v) where |v| > threshold, else 0 (ignores rounding)
   float threshold = 0.5f;           // ternary threshold, in units of s
@@ -55,9 +55,23 @@ LB_HD float fq_level(float v, const FakeQuantElem& e, bool* inside) {
   return r < e.qmin ? e.qmin : (r > e.qmax ? e.qmax : r);
 }
 
+// PyTorch's integer path (fake_quantize_per_tensor/per_channel_affine, the learnable LSQ ops):
+// the integer zero point is added AFTER rounding x * (1/s), so odd zero points do not move ties.
+LB_HD bool fq_torch_form(const FakeQuantElem& e) { return e.reciprocal && !e.ternary && !e.clamp_before_round; }
+
+// Integer level q of x (clamped) and whether no clamp applied.
+LB_HD float fq_quantize(float x, float s, float zp, const FakeQuantElem& e, bool* inside) {
+  if (fq_torch_form(e)) {
+    const float r = round_mode(x * (1.0f / s), e.rounding) + zp;
+    *inside = r >= e.qmin && r <= e.qmax;
+    return r < e.qmin ? e.qmin : (r > e.qmax ? e.qmax : r);
+  }
+  return fq_level(fq_scaled(x, s, zp, e.reciprocal), e, inside);
+}
+
 LB_HD float fq_forward(float x, float s, float zp, const FakeQuantElem& e) {
   bool inside;
-  const float q = fq_level(fq_scaled(x, s, zp, e.reciprocal), e, &inside);
+  const float q = fq_quantize(x, s, zp, e, &inside);
   return (q - zp) * s;
 }
 
@@ -66,22 +80,36 @@ LB_HD float fq_forward(float x, float s, float zp, const FakeQuantElem& e) {
 //   ds += g * ((q - zp) - (x / s))   where the element is inside (and always with ste_clamp),
 //         g * (q - zp)               where it is clamped (non-STE clamp).
 // `inside_scale_grad = false` drops the inside term (PACT: da = sum over clamped-high only).
+// In PyTorch's form (`reciprocal`) the inside term is g * ((q - zp) * s - x) * (1/s), rounded as
+// PyTorch's learnable fake-quant kernel rounds it (the product-difference fused), so each
+// element's term equals PyTorch's bit for bit.
+// ds is the element's exact term in double (g times an exact float difference), so the
+// per-channel sums stay accurate when the terms cancel; PyTorch's form keeps PyTorch's float
+// rounding of the term.
 struct FakeQuantGrad {
   float dx;
-  float ds;
+  double ds;
 };
 
 LB_HD FakeQuantGrad fq_backward(float x, float g, float s, float zp, const FakeQuantElem& e, bool ste_clamp,
                                 bool inside_scale_grad) {
   bool inside;
-  const float v = fq_scaled(x, s, zp, e.reciprocal);
-  const float q = fq_level(v, e, &inside);
+  const float q = fq_quantize(x, s, zp, e, &inside);
   FakeQuantGrad r;
   r.dx = (inside || ste_clamp) ? g : 0.f;
   if (inside || ste_clamp) {
-    r.ds = inside_scale_grad ? g * ((q - zp) - (v - zp)) : 0.f;
-  } else {
+    if (!inside_scale_grad) {
+      r.ds = 0.0;
+    } else if (fq_torch_form(e)) {
+      r.ds = (g * fmaf(q - zp, s, -x)) * (1.0f / s);
+    } else {
+      const float v = fq_scaled(x, s, zp, e.reciprocal);
+      r.ds = static_cast<double>(g) * static_cast<double>((q - zp) - (v - zp));
+    }
+  } else if (fq_torch_form(e)) {
     r.ds = g * (q - zp);
+  } else {
+    r.ds = static_cast<double>(g) * static_cast<double>(q - zp);
   }
   return r;
 }

@@ -112,7 +112,15 @@ int parse(const std::vector<std::string>& args, const char* name, const char* su
   return -1;
 }
 
-// A weights argument: a checkpoint file, or a run folder's best.h5 (else its last.h5).
+// The run config: CONFIG when given, else the resolved config stored in the checkpoint.
+io::RunConfig config_for(const Parsed& p, const std::string& ckpt) {
+  if (!p.config.empty()) return io::load_run_config(p.config, p.overrides);
+  io::CheckpointParts parts = io::read_checkpoint_info(ckpt);
+  return io::load_run_config_text(parts.config_yaml, ckpt + " (stored config)", ".", p.overrides);
+}
+
+}  // namespace
+
 std::string weights_file(const std::string& file_or_run_dir) {
   std::error_code ec;
   if (std::filesystem::is_directory(file_or_run_dir, ec)) {
@@ -122,15 +130,6 @@ std::string weights_file(const std::string& file_or_run_dir) {
   LB_CHECK(std::filesystem::exists(file_or_run_dir), "no checkpoint at ", file_or_run_dir);
   return file_or_run_dir;
 }
-
-// The run config: CONFIG when given, else the resolved config stored in the checkpoint.
-io::RunConfig config_for(const Parsed& p, const std::string& ckpt) {
-  if (!p.config.empty()) return io::load_run_config(p.config, p.overrides);
-  io::CheckpointParts parts = io::read_checkpoint_info(ckpt);
-  return io::load_run_config_text(parts.config_yaml, ckpt + " (stored config)", ".", p.overrides);
-}
-
-}  // namespace
 
 int cmd_train(const std::vector<std::string>& args) {
   Parsed p;

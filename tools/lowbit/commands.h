@@ -10,5 +10,13 @@ int cmd_train(const std::vector<std::string>& args);
 int cmd_eval(const std::vector<std::string>& args);
 int cmd_inspect(const std::vector<std::string>& args);
 int cmd_plan(const std::vector<std::string>& args);
+int cmd_import(const std::vector<std::string>& args);
+int cmd_export(const std::vector<std::string>& args);
+int cmd_quantize(const std::vector<std::string>& args);
+int cmd_calibrate(const std::vector<std::string>& args);
+
+// A --weights argument: a checkpoint file, or a run folder's best.h5 (else its last.h5).
+// Throws lowbit::Error when there is none.
+std::string weights_file(const std::string& file_or_run_dir);
 
 }  // namespace lowbit::cli

@@ -1,0 +1,88 @@
+// `lowbit export FORMAT --weights CKPT.h5|RUN_DIR -o OUT`: trained weights for other tools.
+#include <boost/program_options.hpp>
+#include <cstdio>
+#include <iostream>
+#include <optional>
+
+#include "commands.h"
+#include "core/error.h"
+#include "io/weights_export.h"
+
+namespace po = boost::program_options;
+
+namespace lowbit::cli {
+
+namespace {
+
+enum class ExportFormat { torch_h5 };
+
+std::optional<ExportFormat> parse_format(const std::string& s) {
+  if (s == "torch-h5") return ExportFormat::torch_h5;
+  return std::nullopt;
+}
+
+const char* kExportHelp = R"(usage: lowbit export FORMAT --weights CKPT.h5|RUN_DIR -o OUT
+Writes the weights of a Lowbit checkpoint (a run folder: its best.h5, else last.h5) for another tool.
+
+formats:
+  torch-h5   a PyTorch state dict in HDF5: flat dotted names (conv1.weight), PyTorch layouts,
+             num_batches_tracked as 0-d int64; load it with tools/h5_to_torch.py
+)";
+
+const char* kExportExamples = R"(
+examples:
+  lowbit export torch-h5 --weights runs/lenet5_fmnist_fp32 -o lenet5_state.h5
+  /usr/bin/python3 tools/h5_to_torch.py lenet5_state.h5 --model lenet5 --save lenet5.pt
+)";
+
+int export_torch(const std::string& weights, const std::string& out) {
+  const io::TorchExportResult r = io::export_torch_h5(weights, out);
+  std::printf("wrote %s: %zu tensors from %s (%lld num_batches_tracked as int64)\n", out.c_str(), r.names.size(),
+              weights.c_str(), static_cast<long long>(r.int64_scalars));
+  return 0;
+}
+
+}  // namespace
+
+int cmd_export(const std::vector<std::string>& args) {
+  std::string format, weights, out;
+  po::options_description opts("lowbit export options");
+  opts.add_options()("help,h", "show this help")("weights,w", po::value(&weights),
+                                                 "checkpoint file, or a run folder (its best.h5, else last.h5)")(
+      "out,o", po::value(&out), "file to write");
+  po::options_description hidden;
+  hidden.add_options()("format", po::value(&format), "");
+  po::positional_options_description pos;
+  pos.add("format", 1);
+  po::options_description all;
+  all.add(opts).add(hidden);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(all).positional(pos).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::fprintf(stderr, "lowbit export: %s\nRun `lowbit export --help` for usage.\n", e.what());
+    return 2;
+  }
+  if (vm.count("help")) {
+    std::cout << kExportHelp << "\n" << opts << kExportExamples;
+    return 0;
+  }
+  const std::optional<ExportFormat> fmt = parse_format(format);
+  if (!fmt) {
+    std::fprintf(stderr, "lowbit export: %s (formats: torch-h5)\n",
+                 format.empty() ? "missing FORMAT" : ("unknown format '" + format + "'").c_str());
+    return 2;
+  }
+  if (weights.empty() || out.empty()) {
+    std::fprintf(stderr, "lowbit export: give --weights CKPT.h5 (or a run folder) and -o OUT\n");
+    return 2;
+  }
+  const std::string ckpt = weights_file(weights);
+  switch (*fmt) {
+    case ExportFormat::torch_h5: return export_torch(ckpt, out);
+  }
+  return 2;
+}
+
+}  // namespace lowbit::cli
