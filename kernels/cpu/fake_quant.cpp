@@ -1,21 +1,90 @@
 #include "kernels/cpu/fake_quant.h"
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 namespace lowbit::kernels::cpu {
 
 namespace {
+
 constexpr int64_t kBlock = 16384;  // reduction block: fixed, so sums do not depend on threads
+
+// The default (Brevitas) form: v = x / s + zp, round half to even, clamp after rounding. Written
+// as plain restrict-qualified loops over one segment so the compiler vectorizes them; the same
+// arithmetic as fq_forward / fq_backward in kernels/common/fake_quant_math.h.
+bool default_form(const FakeQuantElem& e) {
+  return e.rounding == Rounding::half_even && !e.reciprocal && !e.clamp_before_round && !e.ternary;
 }
+
+__attribute__((noinline)) void fwd_default(const float* __restrict x, float* __restrict y, int64_t len, float s,
+                                           float zp, float qmin, float qmax) {
+  for (int64_t i = 0; i < len; ++i) {
+    const float r = nearbyintf(x[i] / s + zp);
+    const float q = r < qmin ? qmin : (r > qmax ? qmax : r);
+    y[i] = (q - zp) * s;
+  }
+}
+
+template <bool kDx>
+__attribute__((noinline)) double bwd_default(const float* __restrict x, const float* __restrict g, float* __restrict dx,
+                                             int64_t len, float s, float zp, float qmin, float qmax, bool ste,
+                                             bool inside_grad) {
+  // The element terms are computed vectorized into a small buffer, then added in element order
+  // (the order of the scalar path), so the sum does not depend on the vector width.
+  constexpr int64_t kChunk = 256;
+  double terms[kChunk];
+  double acc = 0;
+  const float in_w = inside_grad ? 1.f : 0.f;
+  for (int64_t c0 = 0; c0 < len; c0 += kChunk) {
+    const int64_t m = std::min(kChunk, len - c0);
+    const float* xc = x + c0;
+    const float* gc = g + c0;
+    for (int64_t i = 0; i < m; ++i) {
+      const float v = xc[i] / s + zp;
+      const float r = nearbyintf(v);
+      const bool inside = r >= qmin && r <= qmax;
+      const float q = r < qmin ? qmin : (r > qmax ? qmax : r);
+      const bool pass = inside || ste;
+      if constexpr (kDx) dx[c0 + i] = pass ? gc[i] : 0.f;
+      const float term = pass ? in_w * ((q - zp) - (v - zp)) : (q - zp);
+      terms[i] = static_cast<double>(gc[i]) * static_cast<double>(term);
+    }
+    for (int64_t i = 0; i < m; ++i) acc += terms[i];
+  }
+  return acc;
+}
+
+void fwd_segment(const float* x, float* y, int64_t len, float s, float zp, const FakeQuantElem& e) {
+  if (default_form(e)) return fwd_default(x, y, len, s, zp, e.qmin, e.qmax);
+  for (int64_t i = 0; i < len; ++i) y[i] = fq_forward(x[i], s, zp, e);
+}
+
+double bwd_segment(const float* x, const float* g, float* dx, int64_t len, float s, float zp, const FakeQuantElem& e,
+                   bool ste, bool inside_grad) {
+  if (default_form(e)) {
+    return dx ? bwd_default<true>(x, g, dx, len, s, zp, e.qmin, e.qmax, ste, inside_grad)
+              : bwd_default<false>(x, g, dx, len, s, zp, e.qmin, e.qmax, ste, inside_grad);
+  }
+  double sum = 0;
+  for (int64_t i = 0; i < len; ++i) {
+    const FakeQuantGrad r = fq_backward(x[i], g[i], s, zp, e, ste, inside_grad);
+    if (dx) dx[i] = r.dx;
+    sum += r.ds;
+  }
+  return sum;
+}
+
+}  // namespace
 
 void fake_quant_forward(const FakeQuantGeometry& g, const FakeQuantElem& e, const float* x, const float* scale,
                         const float* zero_point, float* y) {
   const int64_t n = g.n, inner = g.inner, ch = g.channels;
   if (ch == 1) {
     const float s = scale[0], zp = zero_point ? zero_point[0] : 0.f;
-#pragma omp parallel for simd schedule(static) if (n > 32768)
-    for (int64_t i = 0; i < n; ++i) y[i] = fq_forward(x[i], s, zp, e);
+    const int64_t blocks = (n + kBlock - 1) / kBlock;
+#pragma omp parallel for schedule(static) if (n > 32768)
+    for (int64_t b = 0; b < blocks; ++b) fwd_segment(x + b * kBlock, y + b * kBlock, std::min(kBlock, n - b * kBlock), s, zp, e);
     return;
   }
   const int64_t rows = n / inner;  // (outer * channels) rows of `inner` elements
@@ -23,10 +92,7 @@ void fake_quant_forward(const FakeQuantGeometry& g, const FakeQuantElem& e, cons
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t c = r % ch;
     const float s = scale[c], zp = zero_point ? zero_point[c] : 0.f;
-    const float* xr = x + r * inner;
-    float* yr = y + r * inner;
-#pragma omp simd
-    for (int64_t k = 0; k < inner; ++k) yr[k] = fq_forward(xr[k], s, zp, e);
+    fwd_segment(x + r * inner, y + r * inner, inner, s, zp, e);
   }
 }
 
@@ -46,24 +112,15 @@ void fake_quant_backward(const FakeQuantGeometry& g, const FakeQuantElem& e, boo
     if (ch == 1) {
       const float s = scale[0], zp = zero_point ? zero_point[0] : 0.f;
       const int64_t lo = b * kBlock, hi = std::min(n, lo + kBlock);
-      double sum = 0;
-      for (int64_t i = lo; i < hi; ++i) {
-        const FakeQuantGrad r = fq_backward(x[i], dy[i], s, zp, e, ste_clamp, inside_scale_grad);
-        if (dx) dx[i] = r.dx;
-        sum += r.ds;
-      }
+      const double sum = bwd_segment(x + lo, dy + lo, dx ? dx + lo : nullptr, hi - lo, s, zp, e, ste_clamp, inside_scale_grad);
       if (acc) acc[0] = sum;
     } else {
       const int64_t r0 = b * rows_per_block, r1 = std::min(rows, r0 + rows_per_block);
       for (int64_t r = r0; r < r1; ++r) {
         const int64_t c = r % ch;
         const float s = scale[c], zp = zero_point ? zero_point[c] : 0.f;
-        double sum = 0;
-        for (int64_t k = r * inner; k < (r + 1) * inner; ++k) {
-          const FakeQuantGrad q = fq_backward(x[k], dy[k], s, zp, e, ste_clamp, inside_scale_grad);
-          if (dx) dx[k] = q.dx;
-          sum += q.ds;
-        }
+        const int64_t k = r * inner;
+        const double sum = bwd_segment(x + k, dy + k, dx ? dx + k : nullptr, inner, s, zp, e, ste_clamp, inside_scale_grad);
         if (acc) acc[c] += sum;
       }
     }

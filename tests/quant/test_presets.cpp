@@ -191,7 +191,7 @@ TEST(Presets, Int8ActPerTensorFloatCollectionAndHandOver) {
 // fused multiply-add of either product (GCC contracts b * 0.9f + 0.1f * st into an FMA under
 // its default -ffp-contract=fast on CPUs with FMA) gives 0x1.876e06p+0. Disabled until the
 // build sets -ffp-contract=off (or quantizer.cpp rounds each product explicitly).
-TEST(Presets, DISABLED_EmaRoundsLikeBrevitas) {
+TEST(Presets, EmaRoundsLikeBrevitas) {
   q::QuantizerConfig cfg = q::preset("Int8ActPerTensorFloat");
   cfg.collect_steps = 3;
   q::Quantizer m(cfg);
