@@ -1,5 +1,8 @@
 #include "kernels/cpu/conv2d.h"
 
+#include <string>
+
+#include "kernels/cpu/depthwise.h"
 #include "kernels/cpu/onednn_context.h"
 
 namespace lowbit::kernels::cpu {
@@ -21,6 +24,7 @@ struct ConvPrims {
   dnnl::convolution_backward_data bwd_data;
   dnnl::convolution_backward_weights::primitive_desc bwd_w_pd;
   dnnl::convolution_backward_weights bwd_w;
+  bool own_depthwise_bwd_w = false;  // oneDNN chose a gemm kernel for a depthwise conv: use ours
 };
 
 ConvPrims make_prims(const Conv2dGeometry& g) {
@@ -43,15 +47,16 @@ ConvPrims make_prims(const Conv2dGeometry& g) {
                                      dil, pl, pr);
   p.fwd_pd = dnnl::convolution_forward::primitive_desc(fd, ctx.engine);
   p.fwd = dnnl::convolution_forward(p.fwd_pd);
-  // With very few input channels the blocked backward-data kernels are pathologically slow
+  // With very few input channels (not depthwise) the blocked backward-data kernels are pathologically slow
   // (ic = 1: ~25x slower than the forward); a plain-layout diff_src selects a gemm-based one.
-  const memory::desc dsrc_md = g.c_in / g.groups < 4 ? p.src_md : src_any;
+  const memory::desc dsrc_md = (g.groups == 1 && g.c_in < 4) ? p.src_md : src_any;
   dnnl::convolution_backward_data::desc bd(alg, dsrc_md, w_any, dst_any, strides, dil, pl, pr);
   p.bwd_data_pd = dnnl::convolution_backward_data::primitive_desc(bd, ctx.engine, p.fwd_pd);
   p.bwd_data = dnnl::convolution_backward_data(p.bwd_data_pd);
   dnnl::convolution_backward_weights::desc wd(alg, src_any, w_any, p.b_md, dst_any, strides, dil, pl, pr);
   p.bwd_w_pd = dnnl::convolution_backward_weights::primitive_desc(wd, ctx.engine, p.fwd_pd);
   p.bwd_w = dnnl::convolution_backward_weights(p.bwd_w_pd);
+  p.own_depthwise_bwd_w = is_depthwise(g) && std::string(p.bwd_w_pd.impl_info_str()).find("gemm") != std::string::npos;
   return p;
 }
 
@@ -112,6 +117,7 @@ void conv2d_backward_data(const Conv2dGeometry& g, const float* diff_dst, const 
 void conv2d_backward_weights(const Conv2dGeometry& g, const float* src, const float* diff_dst, float* diff_w,
                              float* diff_bias) {
   ConvPrims& p = prims_for(g);
+  if (p.own_depthwise_bwd_w) return depthwise_backward_weights(g, src, diff_dst, diff_w, diff_bias);
   auto& s = onednn().stream;
   memory dw_user = wrap(p.w_md, diff_w);
   memory dw_m = out_buffer(dw_user, p.bwd_w_pd.diff_weights_desc());
