@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <limits>
 #include <mutex>
+#include <set>
 #include <utility>
 
 #include "core/error.h"
@@ -346,12 +347,12 @@ Layout check_dataset_layout(const Source& src) {
   return out;
 }
 
-// libhdf5 1.10 trusts a chunk's size when its filters were skipped (filter mask bits, e.g. a
-// deflate that did not shrink the data) and copies a whole chunk out of a shorter buffer. So
-// every stored chunk of a filtered dataset on which no size-changing filter ran must hold at
-// least a whole chunk.
+// libhdf5 1.10 trusts the chunk sizes recorded in the chunk index when no filter changes the
+// size (an unfiltered dataset, or filters skipped through the chunk's filter mask) and copies
+// a whole chunk out of a shorter buffer. So every stored chunk on which no size-changing filter
+// ran must hold at least a whole chunk.
 void check_chunks(const Source& src, const Layout& layout, const Extent& ext, size_t elem_size, int64_t file_size) {
-  if (!layout.filtered || layout.chunk.empty() || ext.numel == 0) return;
+  if (layout.chunk.empty() || ext.numel == 0) return;
   const size_t rank = ext.dims.size();
   LB_CHECK(layout.chunk.size() == rank, src.what, " has chunks of rank ", layout.chunk.size(), " for rank ", rank,
            " data (corrupt file?)");
@@ -517,6 +518,97 @@ class GlobalHeap {
   int64_t loaded_ = 0;
   std::map<uint64_t, Collection> cache_;
 };
+
+// ---- Object header attribute messages ------------------------------------------------------------
+
+void pread_exact(int fd, uint64_t offset, void* buf, size_t n, const std::string& what) {
+  size_t done = 0;
+  while (done < n) {
+    ssize_t r = ::pread(fd, static_cast<char*>(buf) + done, n - done, static_cast<off_t>(offset + done));
+    if (r < 0 && errno == EINTR) continue;
+    LB_CHECK(r > 0, what, ": cannot read byte ", offset + done,
+             r < 0 ? std::string(": ") + std::strerror(errno) : std::string(" (file too short)"));
+    done += static_cast<size_t>(r);
+  }
+}
+
+// One attribute message (HDF5 spec IV.A.2.m, versions 1-3). libhdf5 1.10 decodes these without
+// comparing the name, type, space and data sizes to the message size (strdup of an unterminated
+// name, memcpy of nelmts * size bytes), so they are checked here first.
+void check_attribute_message(const uint8_t* p, uint64_t size, const FileGeometry& g, const std::string& owner) {
+  auto bad = [&](const char* why) { LB_FAIL(owner, " has a corrupt attribute header (", why, ")"); };
+  if (size < 8) bad("too short");
+  const unsigned version = p[0], flags = p[1];
+  const uint64_t name_len = decode_le(p + 2, 2), dt_len = decode_le(p + 4, 2), ds_len = decode_le(p + 6, 2);
+  if (version < 1 || version > 3) bad("unknown version");
+  auto pad = [&](uint64_t n) { return version == 1 ? align8(n) : n; };
+  uint64_t off = version == 3 ? 9 : 8;
+  const uint64_t name_at = off, dt_at = name_at + pad(name_len), ds_at = dt_at + pad(dt_len), data_at = ds_at + pad(ds_len);
+  if (off > size || data_at > size) bad("parts larger than the message");
+  if (name_len == 0 || std::memchr(p + name_at, 0, static_cast<size_t>(name_len)) == nullptr) bad("unterminated name");
+  if (flags & 0x03) return;  // shared datatype or dataspace: described elsewhere
+  if (dt_len < 8 || ds_len < 4) bad("type or space too short");
+  const unsigned dt_class = p[dt_at] & 0x0F;
+  uint64_t elem = dt_class == 9 ? 4 + g.sizeof_addr + 4 : decode_le(p + dt_at + 4, 4);  // vlen: a heap reference
+  const uint8_t* ds = p + ds_at;
+  const unsigned ds_version = ds[0], rank = ds[1], ds_flags = ds[2];
+  uint64_t dims_at = 0, nelmts = 1;
+  if (ds_version == 1) {
+    dims_at = 8;
+  } else if (ds_version == 2) {
+    dims_at = 4;
+    if (ds[3] == 2) nelmts = 0;  // null dataspace
+  } else {
+    bad("unknown dataspace version");
+  }
+  if (rank > H5S_MAX_RANK) bad("dataspace rank");
+  const uint64_t need = dims_at + uint64_t{rank} * g.sizeof_size * ((ds_flags & 1) ? 2 : 1);
+  if (need > ds_len) bad("dataspace larger than its part");
+  for (unsigned d = 0; d < rank && nelmts; ++d) {
+    const uint64_t dim = decode_le(ds + dims_at + uint64_t{d} * g.sizeof_size, g.sizeof_size);
+    if (dim != 0 && nelmts > (uint64_t{1} << 40) / dim) bad("absurd dataspace");
+    nelmts *= dim;
+  }
+  if (elem != 0 && nelmts > (uint64_t{1} << 40) / elem) bad("absurd data size");
+  if (nelmts * elem > size - data_at) bad("data larger than the message");
+}
+
+// Checks every attribute message of the version-1 object header at `addr` (the format h5py
+// writes by default; it has no checksums). Version-2 headers are checksummed by libhdf5.
+void check_object_header(uint64_t addr, const FileGeometry& g, const std::string& owner) {
+  if (g.fd < 0) return;
+  const uint64_t fsize = static_cast<uint64_t>(g.file_size);
+  auto in_file = [&](uint64_t a, uint64_t n) { return g.base <= fsize && a <= fsize - g.base && n <= fsize - g.base - a; };
+  if (!in_file(addr, 16)) return;  // libhdf5 reports this itself
+  uint8_t prefix[16];
+  pread_exact(g.fd, g.base + addr, prefix, sizeof prefix, owner);
+  if (prefix[0] != 1) return;  // "OHDR" (version 2) or something libhdf5 rejects
+  std::vector<std::pair<uint64_t, uint64_t>> chunks = {{addr + 16, decode_le(prefix + 8, 4)}};
+  std::vector<uint8_t> buf;
+  uint64_t total = 0;
+  for (size_t c = 0; c < chunks.size(); ++c) {
+    LB_CHECK(c < 1000, owner, " has a corrupt object header (too many continuation chunks)");
+    const auto [at, len] = chunks[c];
+    LB_CHECK(in_file(at, len), owner, " has a corrupt object header (chunk past the end of the file)");
+    total += len;
+    LB_CHECK(total <= (uint64_t{64} << 20), owner, " has a corrupt object header (over 64 MiB)");
+    buf.assign(static_cast<size_t>(len), 0);
+    pread_exact(g.fd, g.base + at, buf.data(), buf.size(), owner);
+    uint64_t off = 0;
+    while (off + 8 <= len) {
+      const uint64_t type = decode_le(&buf[off], 2), msize = decode_le(&buf[off + 2], 2);
+      const unsigned mflags = buf[off + 4];
+      off += 8;
+      LB_CHECK(msize <= len - off, owner, " has a corrupt object header (message larger than its chunk)");
+      if (type == 0x10 && msize >= uint64_t{g.sizeof_addr} + g.sizeof_size) {  // continuation
+        chunks.emplace_back(decode_le(&buf[off], g.sizeof_addr), decode_le(&buf[off + g.sizeof_addr], g.sizeof_size));
+      } else if (type == 0x0C && !(mflags & 0x02)) {  // attribute, not shared
+        check_attribute_message(&buf[off], msize, g, owner);
+      }
+      off += msize;
+    }
+  }
+}
 
 // ---- String reading -----------------------------------------------------------------------------
 
@@ -874,9 +966,57 @@ void H5Writer::commit() {
 // =================================================================================================
 // H5Reader
 
+namespace {
+
+herr_t attr_name_cb(hid_t, const char* name, const H5A_info_t*, void* data) {
+  auto* out = static_cast<std::vector<std::string>*>(data);
+  if (out->size() >= 100000) return -1;
+  try {
+    out->emplace_back(name ? name : "");
+  } catch (...) {
+    return -1;
+  }
+  return 0;
+}
+
+std::vector<std::string> list_attrs(hid_t obj, const std::string& what) {
+  std::vector<std::string> out;
+  hsize_t idx = 0;
+  H5_TRY(H5Aiterate2(obj, H5_INDEX_NAME, H5_ITER_NATIVE, &idx, attr_name_cb, &out), what, ": cannot list its attributes (corrupt file?)");
+  return out;
+}
+
+}  // namespace
+
 struct H5Reader::Impl {
   Hid file;
   FileGeometry geom;
+  std::set<uint64_t> checked_headers;  // object headers whose attribute messages were checked
+
+  // Opens the object at `path` and checks its attribute messages before libhdf5 decodes them.
+  Hid open_for_attrs(const std::string& path, const std::string& owner) {
+    Hid obj = object(H5_TRY(H5Oopen(file.get(), path.c_str(), H5P_DEFAULT), owner, ": cannot open it (corrupt file?)"));
+    H5O_info_t info;
+    H5_TRY(H5Oget_info2(obj.get(), &info, H5O_INFO_BASIC), owner, ": cannot inspect it (corrupt file?)");
+    if (!checked_headers.count(info.addr)) {
+      check_object_header(info.addr, geom, owner);
+      checked_headers.insert(info.addr);
+    }
+    return obj;
+  }
+
+  Source open_attr(const std::string& obj_path, const std::string& name, const std::string& fname) {
+    const std::string owner = "'" + fname + "': '" + obj_path + "'";
+    Hid obj = open_for_attrs(obj_path, owner);
+    htri_t e = H5_TRY(H5Aexists(obj.get(), name.c_str()), owner, ": cannot look up attribute '", name, "'");
+    if (e == 0) {
+      std::string have;
+      for (const auto& a : list_attrs(obj.get(), owner)) have += (have.empty() ? "" : ", ") + a;
+      LB_FAIL(owner, " has no attribute '", name, "' (", have.empty() ? std::string("it has none") : "it has: " + have, ")");
+    }
+    const std::string what = "'" + fname + "': attribute '" + name + "' of '" + obj_path + "'";
+    return Source{attr(H5_TRY(H5Aopen(obj.get(), name.c_str(), H5P_DEFAULT), what, ": cannot open it (corrupt file?)")), true, what};
+  }
 };
 
 namespace {
@@ -1186,36 +1326,7 @@ std::string H5Reader::object_path(const std::string& path) const {
 
 namespace {
 
-herr_t attr_name_cb(hid_t, const char* name, const H5A_info_t*, void* data) {
-  auto* out = static_cast<std::vector<std::string>*>(data);
-  if (out->size() >= 100000) return -1;
-  try {
-    out->emplace_back(name ? name : "");
-  } catch (...) {
-    return -1;
-  }
-  return 0;
-}
 
-std::vector<std::string> list_attrs(hid_t obj, const std::string& what) {
-  std::vector<std::string> out;
-  hsize_t idx = 0;
-  H5_TRY(H5Aiterate2(obj, H5_INDEX_NAME, H5_ITER_NATIVE, &idx, attr_name_cb, &out), what, ": cannot list its attributes (corrupt file?)");
-  return out;
-}
-
-Source open_attr(hid_t file, const std::string& obj_path, const std::string& name, const std::string& fname) {
-  const std::string owner = "'" + fname + "': '" + obj_path + "'";
-  Hid obj = object(H5_TRY(H5Oopen(file, obj_path.c_str(), H5P_DEFAULT), owner, ": cannot open it (corrupt file?)"));
-  htri_t e = H5_TRY(H5Aexists(obj.get(), name.c_str()), owner, ": cannot look up attribute '", name, "'");
-  if (e == 0) {
-    std::string have;
-    for (const auto& a : list_attrs(obj.get(), owner)) have += (have.empty() ? "" : ", ") + a;
-    LB_FAIL(owner, " has no attribute '", name, "' (", have.empty() ? std::string("it has none") : "it has: " + have, ")");
-  }
-  const std::string what = "'" + fname + "': attribute '" + name + "' of '" + obj_path + "'";
-  return Source{attr(H5_TRY(H5Aopen(obj.get(), name.c_str(), H5P_DEFAULT), what, ": cannot open it (corrupt file?)")), true, what};
-}
 
 }  // namespace
 
@@ -1223,7 +1334,7 @@ std::vector<std::string> H5Reader::attr_names(const std::string& path) const {
   const std::string p = object_path(path);
   Guard g;
   const std::string owner = "'" + path_ + "': '" + p + "'";
-  Hid obj = object(H5_TRY(H5Oopen(impl_->file.get(), p.c_str(), H5P_DEFAULT), owner, ": cannot open it (corrupt file?)"));
+  Hid obj = impl_->open_for_attrs(p, owner);
   auto out = list_attrs(obj.get(), owner);
   std::sort(out.begin(), out.end());
   return out;
@@ -1237,11 +1348,7 @@ bool H5Reader::has_attr(const std::string& path, const std::string& name) const 
     return false;
   }
   Guard g;
-  Hid obj = object(H5Oopen(impl_->file.get(), p.c_str(), H5P_DEFAULT));
-  if (!obj) {
-    H5Eclear2(H5E_DEFAULT);
-    return false;
-  }
+  Hid obj = impl_->open_for_attrs(p, "'" + path_ + "': '" + p + "'");
   htri_t e = H5Aexists(obj.get(), name.c_str());
   H5Eclear2(H5E_DEFAULT);
   return e > 0;
@@ -1250,7 +1357,7 @@ bool H5Reader::has_attr(const std::string& path, const std::string& name) const 
 std::string H5Reader::attr_string(const std::string& path, const std::string& name) const {
   const std::string p = object_path(path);
   Guard g;
-  Source src = open_attr(impl_->file.get(), p, name, path_);
+  Source src = impl_->open_attr(p, name, path_);
   auto all = read_strings_from(src, limits_, impl_->geom, false);
   LB_CHECK(all.size() == 1, src.what, " holds ", all.size(), " strings, not one");
   return all[0];
@@ -1259,14 +1366,14 @@ std::string H5Reader::attr_string(const std::string& path, const std::string& na
 std::vector<std::string> H5Reader::attr_strings(const std::string& path, const std::string& name) const {
   const std::string p = object_path(path);
   Guard g;
-  Source src = open_attr(impl_->file.get(), p, name, path_);
+  Source src = impl_->open_attr(p, name, path_);
   return read_strings_from(src, limits_, impl_->geom, true);
 }
 
 int64_t H5Reader::attr_int(const std::string& path, const std::string& name) const {
   const std::string p = object_path(path);
   Guard g;
-  Source src = open_attr(impl_->file.get(), p, name, path_);
+  Source src = impl_->open_attr(p, name, path_);
   Hid type = dtype(H5_TRY(src.type(), src.what, ": cannot read its type"));
   LB_CHECK(H5Tget_class(type.get()) == H5T_INTEGER, src.what, " holds ", type_name(type.get()), ", not an integer");
   if (H5Tget_sign(type.get()) == H5T_SGN_NONE && H5Tget_size(type.get()) >= 8) {
@@ -1280,7 +1387,7 @@ int64_t H5Reader::attr_int(const std::string& path, const std::string& name) con
 double H5Reader::attr_double(const std::string& path, const std::string& name) const {
   const std::string p = object_path(path);
   Guard g;
-  Source src = open_attr(impl_->file.get(), p, name, path_);
+  Source src = impl_->open_attr(p, name, path_);
   Hid type = dtype(H5_TRY(src.type(), src.what, ": cannot read its type"));
   H5T_class_t cls = H5Tget_class(type.get());
   LB_CHECK(cls == H5T_FLOAT || cls == H5T_INTEGER, src.what, " holds ", type_name(type.get()), ", not a number");

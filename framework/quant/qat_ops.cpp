@@ -65,33 +65,6 @@ Variable mul(const Variable& a, const Variable& b) {
       "mul");
 }
 
-Variable div(const Variable& a, const Variable& b) {
-  const int64_t n = broadcast_numel(a, b, "div");
-  Tensor ad = a.data().contiguous(), bd = b.data().contiguous();
-  const Shape shape = a.numel() == n ? a.shape() : b.shape();
-  Tensor out = Tensor::empty(shape);
-  const int64_t sa = a.numel() == 1 ? 0 : 1, sb = b.numel() == 1 ? 0 : 1;
-  for (int64_t i = 0; i < n; ++i) out.f32()[i] = ad.f32()[i * sa] / bd.f32()[i * sb];
-  Tensor y = out;
-  const Shape as = a.shape(), bs = b.shape();
-  return make_result(
-      std::move(out), {a, b},
-      [bd, y, sb, n, as, bs](const Tensor& gin, GradSink& sink) {
-        Tensor g = gin.contiguous();
-        if (sink.needs(0)) {  // d(a/b)/da = 1/b
-          Tensor t = Tensor::empty({n});
-          for (int64_t i = 0; i < n; ++i) t.f32()[i] = g.f32()[i] / bd.f32()[i * sb];
-          sink.add(0, reduce_to(t, as.numel(), as));
-        }
-        if (sink.needs(1)) {  // d(a/b)/db = -(a/b)/b
-          Tensor t = Tensor::empty({n});
-          for (int64_t i = 0; i < n; ++i) t.f32()[i] = -g.f32()[i] * y.f32()[i] / bd.f32()[i * sb];
-          sink.add(1, reduce_to(t, bs.numel(), bs));
-        }
-      },
-      "div");
-}
-
 Variable affine(const Variable& x, float a, float b) {
   Tensor xd = x.data().contiguous();
   Tensor out = Tensor::empty(xd.shape());
@@ -106,72 +79,106 @@ Variable affine(const Variable& x, float a, float b) {
       "affine");
 }
 
-Variable fake_quant_bounds(const Variable& x, const Variable& scale, const Variable& qmin, const Variable& qmax,
-                           const Tensor& zero_point, const FakeQuantSpec& spec) {
+LearnedRange learned_range(double b, const LearnedBitsForm& f) {
+  const double ln2 = 0.6931471805599453;
+  LearnedRange r;
+  if (f.is_signed) {
+    const double half = std::ldexp(1.0, static_cast<int>(b) - 1);
+    r.qmax = half - 1;
+    r.qmin = -half + (f.narrow ? 1 : 0);
+    r.threshold = (f.narrow && !f.pow2) ? half - 1 : half;
+    r.dqmax = ln2 * half;
+    r.dqmin = -ln2 * half;
+    r.dthreshold = ln2 * half;
+  } else {
+    const double full = std::ldexp(1.0, static_cast<int>(b));
+    r.qmax = full - 1 - (f.narrow ? 1 : 0);
+    r.qmin = 0;
+    r.threshold = r.qmax;
+    r.dqmax = ln2 * full;
+    r.dqmin = 0;
+    r.dthreshold = ln2 * full;
+  }
+  return r;
+}
+
+Variable fake_quant_learned_bits(const Variable& x, const Variable& num, const Variable& bits, const Tensor& zero_point,
+                                 const FakeQuantSpec& spec, const LearnedBitsForm& form) {
   LB_CHECK(!spec.elem.ternary && !spec.elem.clamp_before_round,
-           "fake_quant_bounds: a learned integer range needs a plain integer quantizer");
-  LB_CHECK(qmin.numel() == 1 && qmax.numel() == 1, "fake_quant_bounds: qmin and qmax are single values");
+           "fake_quant_learned_bits: a learned bit width needs a plain integer quantizer");
+  LB_CHECK(bits.numel() == 1, "fake_quant_learned_bits: the bit width is one value");
   const Shape& xs = x.shape();
   const int64_t want = spec.axis < 0 ? 1 : xs[spec.axis];
-  LB_CHECK(scale.numel() == want, "fake_quant_bounds: scale has ", scale.numel(), " values but the tensor ", xs.str(),
-           " needs ", want);
+  LB_CHECK(num.numel() == want, "fake_quant_learned_bits: ", num.numel(), " scales for a tensor ", xs.str(), " that needs ",
+           want);
+  const double b = bits.data().f32()[0];
+  const LearnedRange lr = learned_range(b, form);
   const kernels::cpu::FakeQuantGeometry g = geometry_of(xs, spec.axis);
   kernels::FakeQuantElem e = spec.elem;
-  e.qmin = qmin.data().f32()[0];
-  e.qmax = qmax.data().f32()[0];
-  LB_CHECK(e.qmin < e.qmax, "fake_quant_bounds: empty integer range [", e.qmin, ", ", e.qmax, "]");
+  e.qmin = static_cast<float>(lr.qmin);
+  e.qmax = static_cast<float>(lr.qmax);
   Tensor xin = x.data().contiguous();
-  Tensor s = scale.data().contiguous();
+  Tensor nd = num.data().contiguous();
   Tensor zp = zero_point.defined() ? zero_point.contiguous() : Tensor();
-  for (int64_t c = 0; c < s.numel(); ++c)
+  Tensor s = Tensor::empty(nd.shape());  // float32 s = num / T (correctly rounded, as float division)
+  for (int64_t c = 0; c < nd.numel(); ++c) {
+    s.f32()[c] = form.lsq ? nd.f32()[c] : static_cast<float>(static_cast<double>(nd.f32()[c]) / lr.threshold);
     LB_CHECK(std::isfinite(s.f32()[c]) && s.f32()[c] > 0.f, "fake_quant: scale ", s.f32()[c], " at channel ", c,
              " is not a positive finite number");
+  }
   Tensor out = Tensor::empty(xs);
   kernels::cpu::fake_quant_forward(g, e, xin.f32(), s.f32(), zp.defined() ? zp.f32() : nullptr, out.f32());
   return make_result(
-      std::move(out), {x, scale, qmin, qmax},
-      [g, e, xin, s, zp](const Tensor& gout_in, GradSink& sink) {
+      std::move(out), {x, num, bits},
+      [g, e, lr, form, xin, nd, s, zp](const Tensor& gout_in, GradSink& sink) {
         Tensor gout = gout_in.contiguous();
         const float* px = xin.f32();
         const float* pg = gout.f32();
         Tensor gx = sink.needs(0) ? Tensor::empty(xin.shape()) : Tensor();
-        std::vector<double> ds(g.channels, 0.0);
-        double dlo = 0, dhi = 0;
+        std::vector<double> dnum(g.channels, 0.0);
+        double db = 0;
+        const double T = lr.threshold;
         const int64_t rows = g.n / g.inner;
         for (int64_t r = 0; r < rows; ++r) {
           const int64_t c = r % g.channels;
-          const float sc = s.f32()[c], z = zp.defined() ? zp.f32()[c] : 0.f;
-          double acc_s = 0, acc_lo = 0, acc_hi = 0;
+          const float sf = s.f32()[c], z = zp.defined() ? zp.f32()[c] : 0.f;
+          const double n = nd.f32()[c];
+          const double sd = form.lsq ? n : n / T;         // s in double, as autograd in float64
+          const double ds_dnum = form.lsq ? 1.0 : 1.0 / T;
+          const double ds_db = form.lsq ? 0.0 : -n / (T * T) * lr.dthreshold;
+          double acc_num = 0, acc_b = 0;
           for (int64_t i = r * g.inner; i < (r + 1) * g.inner; ++i) {
-            const float v = kernels::fq_scaled(px[i], sc, z, e.reciprocal);
-            const float q = kernels::round_mode(v, e.rounding);
+            // The rounding decision of the forward (float32); the gradient terms in double.
+            const float q = kernels::round_mode(kernels::fq_scaled(px[i], sf, z, e.reciprocal), e.rounding);
+            const double gi = pg[i];
+            double dyds, extra = 0;
             float dx = 0.f;
             if (q < e.qmin) {
-              acc_s += static_cast<double>(pg[i]) * (e.qmin - z);
-              acc_lo += static_cast<double>(pg[i]) * sc;
+              dyds = lr.qmin - z;
+              extra = sd * lr.dqmin;
             } else if (q > e.qmax) {
-              acc_s += static_cast<double>(pg[i]) * (e.qmax - z);
-              acc_hi += static_cast<double>(pg[i]) * sc;
+              dyds = lr.qmax - z;
+              extra = sd * lr.dqmax;
             } else {
               dx = pg[i];
-              acc_s += static_cast<double>(pg[i]) * ((q - z) - (v - z));
+              dyds = static_cast<double>(q) - static_cast<double>(px[i]) / sd - z;
             }
+            acc_num += gi * dyds;
+            acc_b += gi * (dyds * ds_db + extra);
             if (gx.defined()) gx.f32()[i] = dx;
           }
-          ds[c] += acc_s;
-          dlo += acc_lo;
-          dhi += acc_hi;
+          dnum[c] += acc_num * ds_dnum;
+          db += acc_b;
         }
         if (gx.defined()) sink.add(0, std::move(gx));
         if (sink.needs(1)) {
-          Tensor gs = Tensor::empty(s.shape());
-          for (int64_t c = 0; c < g.channels; ++c) gs.f32()[c] = static_cast<float>(ds[c]);
-          sink.add(1, std::move(gs));
+          Tensor gn = Tensor::empty(nd.shape());
+          for (int64_t c = 0; c < g.channels; ++c) gn.f32()[c] = static_cast<float>(dnum[c]);
+          sink.add(1, std::move(gn));
         }
-        if (sink.needs(2)) sink.add(2, Tensor::full({1}, static_cast<float>(dlo)));
-        if (sink.needs(3)) sink.add(3, Tensor::full({1}, static_cast<float>(dhi)));
+        if (sink.needs(2)) sink.add(2, Tensor::full({1}, static_cast<float>(db)));
       },
-      "fake_quant_bounds");
+      "fake_quant_learned_bits");
 }
 
 Variable scale_channels(const Variable& w, const Variable& f, int axis) {

@@ -48,7 +48,8 @@ int accumulator_bits(int b_in, int b_w, int64_t terms);
 QuantMeta propagate_meta(const nn::Module& m, const std::vector<QuantMeta>& in, const std::string& name);
 
 // Wires every layer that needs its input's metadata during the forward (bias with external
-// scale, accumulator width) to the graph. apply_recipe() calls it.
+// scale, accumulator width, truncating average pool) to the graph. apply_recipe() calls it; the
+// layers keep a pointer to `g` and look their node up by name, so they must stay in it.
 void connect_meta_sources(nn::Graph& g);
 
 }  // namespace lowbit::quant

@@ -51,6 +51,7 @@ void validate(const QuantizerConfig& c, const std::string& where) {
     LB_CHECK(!c.pact, where, ": a learned bit width does not combine with PACT");
     LB_CHECK(c.bits >= 2, where, ": a learned bit width starts at 2 bits or more (bits: ", c.bits, ")");
     LB_CHECK(!c.external_scale, where, ": a bias with an external scale has a fixed bit width (learned_bits: false)");
+    LB_CHECK(!c.zero_point, where, ": a learned bit width is symmetric (no zero point)");
   }
   if (c.external_scale) {
     LB_CHECK(c.type == QuantType::integer && !c.pact, where, ": an external (input x weight) scale needs an integer quantizer");
@@ -123,27 +124,28 @@ Quantizer::Range Quantizer::range() {
     return r;
   }
   // bits = round_ste(|offset| + 2) (half to even; |.| with gradient sign(offset), sign(0) = +1).
+  // The range and threshold follow it; fake_quant_learned_bits differentiates through them.
   Variable bw = round_ste(affine(abs_sign_grad(bit_offset_), 1.f, 2.f));
   const float b = bw.data().f32()[0];
   LB_CHECK(std::isfinite(b) && b <= 32.f, describe(), ": the learned bit width is ", b, " (bit_offset ",
            bit_offset_.data().f32()[0], "), outside 2..32");
   r.bits = static_cast<int>(b);
-  if (cfg_.is_signed) {
-    Variable half = exp2(affine(bw, 1.f, -1.f));  // 2^(b-1)
-    r.qmax_var = affine(half, 1.f, -1.f);
-    r.qmin_var = affine(half, -1.f, cfg_.narrow ? 1.f : 0.f);
-    r.threshold_var = (cfg_.narrow && cfg_.restrict_to != ScaleRestrict::pow2) ? r.qmax_var : half;
-  } else {
-    Variable full = exp2(bw);  // 2^b
-    r.qmax_var = affine(full, 1.f, cfg_.narrow ? -2.f : -1.f);
-    r.qmin_var = Variable(Tensor::zeros({1}));
-    r.threshold_var = r.qmax_var;
-  }
-  r.qmin = r.qmin_var.data().f32()[0];
-  r.qmax = r.qmax_var.data().f32()[0];
-  r.threshold = r.threshold_var.data().f32()[0];
+  const LearnedRange lr = learned_range(b, learned_form());
+  r.qmin = static_cast<float>(lr.qmin);
+  r.qmax = static_cast<float>(lr.qmax);
+  r.threshold = lr.threshold;
+  r.learned = true;
   bits_var_ = bw;
   return r;
+}
+
+LearnedBitsForm Quantizer::learned_form() const {
+  LearnedBitsForm f;
+  f.is_signed = cfg_.is_signed;
+  f.narrow = cfg_.narrow;
+  f.pow2 = cfg_.restrict_to == ScaleRestrict::pow2;
+  f.lsq = cfg_.lsq;
+  return f;
 }
 
 // threshold-domain value (C) -> scale (C): restriction, then / T.
@@ -151,7 +153,7 @@ Variable Quantizer::to_scale(const Variable& v, bool is_log2_param, const Range&
   Variable t = v;
   if (is_log2_param) t = exp2(v);
   if (cfg_.restrict_to == ScaleRestrict::pow2) t = pow2_ceil_ste(t);
-  if (r.threshold_var.defined()) return div(t, r.threshold_var);
+  if (r.learned) return t;  // the numerator: fake_quant_learned_bits divides by T(bits)
   return r.threshold == 1.0 ? t : div_scalar(t, static_cast<float>(r.threshold));
 }
 
@@ -254,8 +256,12 @@ void Quantizer::check_scale(const Variable& s) const {
   }
 }
 
-Variable Quantizer::quantize(const Variable& x, const Variable& s, const Tensor& zp, const Range& r, int axis) {
-  if (cfg_.type == QuantType::binary) return binary_quant(x, s, axis, cfg_.binary_clip);
+Variable Quantizer::quantize(const Variable& x, const Variable& s_in, const Tensor& zp, const Range& r, int axis,
+                             Variable& scale) {
+  // With a learned bit width s_in is the numerator of s = num / T(bits) (the scale for LSQ).
+  scale = r.learned && !cfg_.lsq ? div_scalar(s_in, static_cast<float>(r.threshold)) : s_in;
+  check_scale(scale);
+  if (cfg_.type == QuantType::binary) return binary_quant(x, scale, axis, cfg_.binary_clip);
   FakeQuantSpec spec;
   spec.elem.qmin = r.qmin;
   spec.elem.qmax = r.qmax;
@@ -267,8 +273,8 @@ Variable Quantizer::quantize(const Variable& x, const Variable& s, const Tensor&
   spec.axis = axis;
   spec.ste_clamp = cfg_.ste_clamp;
   spec.inside_scale_grad = !cfg_.pact;
-  if (cfg_.learned_bits) return fake_quant_bounds(x, s, r.qmin_var, r.qmax_var, zp, spec);
-  return fake_quant(x, s, zp, spec);
+  if (r.learned) return fake_quant_learned_bits(x, s_in, bits_var_, zp, spec, learned_form());
+  return fake_quant(x, scale, zp, spec);
 }
 
 void Quantizer::record_meta(const Variable& s, const Tensor& zp, const Range& r, const Shape& shape, int axis) {
@@ -289,19 +295,18 @@ Variable Quantizer::forward(const Variable& x) {
            "quantize a tensor on its own");
   Range r = range();
   Tensor zp;
-  Variable s = scale_for(x, zp, r);
-  check_scale(s);
-  Variable y = quantize(x, s, zp, r, axis_);
-  record_meta(s, zp, r, x.shape(), axis_);
+  Variable scale;
+  Variable y = quantize(x, scale_for(x, zp, r), zp, r, axis_, scale);
+  record_meta(scale, zp, r, x.shape(), axis_);
   return y;
 }
 
 Variable Quantizer::forward_with_scale(const Variable& x, const Variable& scale) {
   Range r = range();
-  check_scale(scale);
   const int axis = scale.numel() == 1 ? -1 : cfg_.channel_axis;
-  Variable y = quantize(x, scale, Tensor(), r, axis);
-  record_meta(scale, Tensor(), r, x.shape(), axis);
+  Variable used;
+  Variable y = quantize(x, scale, Tensor(), r, axis, used);
+  record_meta(used, Tensor(), r, x.shape(), axis);
   return y;
 }
 
@@ -329,11 +334,10 @@ std::vector<Variable> Quantizer::forward_shared(const std::vector<Variable>& xs)
     all = xs[0];
   }
   Tensor zp;
-  Variable s = scale_for(all, zp, r);
-  check_scale(s);
+  Variable s = scale_for(all, zp, r), scale;
   std::vector<Variable> ys;
-  for (const auto& x : xs) ys.push_back(quantize(x, s, zp, r, -1));
-  record_meta(s, zp, r, xs[0].shape(), -1);
+  for (const auto& x : xs) ys.push_back(quantize(x, s, zp, r, -1, scale));
+  record_meta(scale, zp, r, xs[0].shape(), -1);
   return ys;
 }
 

@@ -7,6 +7,7 @@
 
 #include "kernels/common/fake_quant_math.h"
 #include "nn/module.h"
+#include "quant/qat_ops.h"
 
 namespace lowbit::quant {
 
@@ -124,16 +125,18 @@ class Quantizer : public nn::Module {
   void reset_from(const Tensor& x);
 
  private:
-  struct Range {  // integer range of this forward (learned bits: Variables with gradients)
+  struct Range {  // integer range and threshold of this forward
     float qmin = 0, qmax = 0;
     double threshold = 1;
-    Variable qmin_var, qmax_var, threshold_var;
     int bits = 0;
+    bool learned = false;  // from the learned bit width of this forward (bits_var_)
   };
   Range range();
   Variable scale_for(const Variable& x, Tensor& zero_point, const Range& r);
   Variable to_scale(const Variable& v, bool is_log2_param, const Range& r) const;
-  Variable quantize(const Variable& x, const Variable& s, const Tensor& zp, const Range& r, int axis);
+  // Fake-quantizes x; `scale` receives the scale used (for the metadata).
+  Variable quantize(const Variable& x, const Variable& s, const Tensor& zp, const Range& r, int axis, Variable& scale);
+  LearnedBitsForm learned_form() const;
   void record_meta(const Variable& s, const Tensor& zp, const Range& r, const Shape& shape, int axis);
   Tensor batch_stat(const Tensor& x) const;
   void check_scale(const Variable& s) const;

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <unistd.h>
 
 #include "io/checkpoint.h"
 #include "io/model_file.h"
@@ -723,7 +724,9 @@ TEST(Accumulator, SaturateAndTruncate) {
       m = std::min(hi2, std::max(lo2, m));
       EXPECT_FLOAT_EQ(y.data().f32()[i], static_cast<float>(m * std::ldexp(1.0, shift) * s_acc)) << i;
     }
-    if (!truncate) EXPECT_GT(clamped, 0) << "the test should saturate some outputs";
+    if (!truncate) {
+      EXPECT_GT(clamped, 0) << "the test should saturate some outputs";
+    }
   }
 }
 
@@ -1178,7 +1181,9 @@ TEST(Calibration, QuantizerEmaAndHandOver) {
   // Eval without calibration collects nothing.
   qz.forward(Variable(xs[0]));
   for (auto& [bn, t] : qz.named_buffers())
-    if (bn == "collect_count") EXPECT_EQ(t->data<int32_t>()[0], 0);
+    if (bn == "collect_count") {
+      EXPECT_EQ(t->data<int32_t>()[0], 0);
+    }
   qz.set_calibrating(true);
   float ema = 0;
   for (int i = 0; i < 3; ++i) {
@@ -1261,7 +1266,9 @@ TEST(ResolvedModel, EveryLayerWithItsQuantizers) {
   EXPECT_NE(fc2["note"].as<std::string>().find("float"), std::string::npos);
   // No state changed: a parameter-from-statistics quantizer has collected nothing.
   for (auto& [n, t] : b.m.graph->named_buffers())
-    if (n.find("collect_count") != std::string::npos) EXPECT_EQ(t->data<int32_t>()[0], 0) << n;
+    if (n.find("collect_count") != std::string::npos) {
+      EXPECT_EQ(t->data<int32_t>()[0], 0) << n;
+    }
 }
 
 }  // namespace

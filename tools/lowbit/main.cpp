@@ -20,7 +20,7 @@ commands:
   import CONFIG --from W.h5 -o C.h5  PyTorch/Keras HDF5 weights -> a checkpoint of the config's model
   export torch-h5 --weights C.h5 -o OUT.h5
                                      a checkpoint's weights as a PyTorch state dict in HDF5
-  quantize MODEL RECIPE -o Q.yaml     write the resolved quantized model (every layer's quantizers)
+  quantize MODEL RECIPE -o Q.yaml    write the resolved quantized model (every layer's quantizers)
   calibrate CONFIG --batches N       post-training calibration of activation ranges, then eval
 
 Run `lowbit <command> --help` for the options and examples of each command.
