@@ -333,10 +333,17 @@ Layout check_dataset_layout(const Source& src) {
     LB_CHECK(crank >= 0, src.what, ": cannot read its chunk shape", h5_detail());
     double elems = 1;
     for (int i = 0; i < crank; ++i) elems *= static_cast<double>(cdims[i]);
-    // libhdf5 allocates whole chunks: they may not be much larger than the dataset itself.
-    Hid space = dspace(H5Dget_space(src.obj.get()));
-    const hssize_t npoints = space ? H5Sget_simple_extent_npoints(space.get()) : -1;
+    // libhdf5 allocates whole chunks: they may not be much larger than the dataset itself,
+    // and (as libhdf5 requires when creating one) not larger than a fixed maximum extent.
+    Hid space = dspace(H5_TRY(H5Dget_space(src.obj.get()), src.what, ": cannot read its dataspace"));
+    const hssize_t npoints = H5Sget_simple_extent_npoints(space.get());
+    hsize_t dims[H5S_MAX_RANK], maxdims[H5S_MAX_RANK];
+    const int rank = H5Sget_simple_extent_dims(space.get(), dims, maxdims);
     H5Eclear2(H5E_DEFAULT);
+    LB_CHECK(rank == crank, src.what, " has chunks of rank ", crank, " for rank ", rank, " data (corrupt file?)");
+    for (int i = 0; i < crank; ++i)
+      LB_CHECK(cdims[i] > 0 && (maxdims[i] == H5S_UNLIMITED || cdims[i] <= maxdims[i]), src.what, " claims chunks of ",
+               cdims[i], " along dimension ", i, " of at most ", maxdims[i], " (corrupt file?)");
     LB_CHECK(elems * 16 <= static_cast<double>(kMaxChunkBytes) &&
                  elems <= std::max(static_cast<double>(npoints), static_cast<double>(kMaxChunkSlack)),
              src.what, " claims chunks of ", elems, " elements for ", npoints, " elements of data (corrupt file?)");
@@ -549,6 +556,10 @@ void check_attribute_message(const uint8_t* p, uint64_t size, const FileGeometry
   if (flags & 0x03) return;  // shared datatype or dataspace: described elsewhere
   if (dt_len < 8 || ds_len < 4) bad("type or space too short");
   const unsigned dt_class = p[dt_at] & 0x0F;
+  // Enum and compound types carry a member count in their class bits; libhdf5 decodes that
+  // many names (strdup) and types. Each member takes at least 2 (enum) or 8 (compound) bytes.
+  const uint64_t members = decode_le(p + dt_at + 1, 2);
+  if ((dt_class == 8 && members * 2 > dt_len) || (dt_class == 6 && members * 8 > dt_len)) bad("member count");
   uint64_t elem = dt_class == 9 ? 4 + g.sizeof_addr + 4 : decode_le(p + dt_at + 4, 4);  // vlen: a heap reference
   const uint8_t* ds = p + ds_at;
   const unsigned ds_version = ds[0], rank = ds[1], ds_flags = ds[2];

@@ -24,7 +24,13 @@
 // object. HDF5's own error printing is turned off; its innermost message is appended.
 // Variable-length strings are decoded by this layer, not by libhdf5: their global heap has no
 // checksums and libhdf5 1.10's reader (H5HG_read) crashes or hangs on corrupt heaps, so the raw
-// heap references are fetched and every heap collection is bounds-checked before use.
+// heap references are fetched and every heap collection is bounds-checked before use. Other
+// libhdf5 1.10 crashes found by fuzzing are headed off the same way: compact data sizes,
+// chunk shapes and stored chunk sizes, and the attribute messages of unchecksummed (h5py
+// default, version-1) object headers are checked before libhdf5 uses them. Written files use
+// the 1.8+ format (checksummed superblock and object headers, links and attributes kept in the
+// headers), so most corruption of them is caught by checksums. libhdf5 itself remains the
+// parser: a file crafted to hit one of its other bugs can still crash it.
 //
 // Threads: the serial libhdf5 is not thread-safe, so every call into it from this layer
 // holds one process-wide lock. Other code must not call libhdf5 concurrently.
@@ -34,8 +40,8 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <utility>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tensor/tensor.h"

@@ -494,6 +494,9 @@ with h5py.File(D + '/s.h5', 'w') as f:
     f.attrs['f'] = 2.5
     f.attrs['f32'] = np.float32(0.5)
     f.attrs['arr'] = np.array([1, 2])
+    f.attrs['flag'] = True          # enum
+    f.attrs['cplx'] = 1 + 2j        # compound
+    f.attrs['many_bools'] = np.ones(100, dtype=bool)
 )PY");
   H5Reader r(tmp.file("s.h5"));
   EXPECT_EQ(r.read_string("vlen"), "h\xC3\xA9llo");
@@ -515,6 +518,10 @@ with h5py.File(D + '/s.h5', 'w') as f:
   EXPECT_EQ(r.attr_double("/", "f32"), 0.5);
   EXPECT_HAS(error_of([&] { r.attr_int("/", "arr"); }), "holds 2 values");
   EXPECT_HAS(error_of([&] { r.attr_strings("/", "arr"); }), "not strings");
+  EXPECT_TRUE(r.has_attr("/", "flag"));
+  EXPECT_HAS(error_of([&] { r.attr_int("/", "flag"); }), "enum (e.g. numpy bool), not an integer");
+  EXPECT_HAS(error_of([&] { r.attr_double("/", "cplx"); }), "compound");
+  EXPECT_EQ(r.attr_names("/").size(), 13u);
 }
 
 TEST(H5Py, CompressionFiltersAndLayouts) {
