@@ -22,8 +22,8 @@ TEST(CudaActivation, MatchesCpu) {
   namespace kc = kernels::cuda;
   Rng rng(3);
   const int64_t n = 10007;
-  Tensor x = testing::random_tensor({n}, rng, -3.f, 3.f);
-  Tensor dy = testing::random_tensor({n}, rng);
+  Tensor x = lowbit::testing::random_tensor({n}, rng, -3.f, 3.f);
+  Tensor dy = lowbit::testing::random_tensor({n}, rng);
   struct Case { kc::Act act; float a, b; std::function<Variable(const Variable&)> cpu; bool saves_output; };
   std::vector<Case> cases{
       {kc::Act::relu, 0, 0, [](const Variable& v) { return ops::relu(v); }, true},
@@ -47,8 +47,8 @@ TEST(CudaActivation, MatchesCpu) {
     Tensor y_gpu = Tensor::empty({n}), g_gpu = Tensor::empty({n});
     cudaMemcpy(y_gpu.f32(), y_d, n * 4, cudaMemcpyDeviceToHost);
     cudaMemcpy(g_gpu.f32(), g_d, n * 4, cudaMemcpyDeviceToHost);
-    EXPECT_LE(testing::max_rel_diff(y_gpu, y.data()), 1e-6f);
-    EXPECT_LE(testing::max_rel_diff(g_gpu, xv.grad()), 1e-6f);
+    EXPECT_LE(lowbit::testing::max_rel_diff(y_gpu, y.data()), 1e-6f);
+    EXPECT_LE(lowbit::testing::max_rel_diff(g_gpu, xv.grad()), 1e-6f);
   }
   cudaFree(dx_d); cudaFree(dy_d); cudaFree(y_d); cudaFree(g_d);
 #endif
