@@ -292,31 +292,26 @@ void apply_recipe(nn::Graph& model, const QuantRecipe& r) {
       last_w = static_cast<int>(i);
     }
   }
-  const Shape in_shape({1, 1, 1, 1});
   for (size_t i = 0; i < nodes.size(); ++i) {
     const std::string name = nodes[i].name;
     std::shared_ptr<nn::Module> m = nodes[i].module;
     if (is_float(name)) continue;
     const std::string t = m->type_name();
-    auto overrides_for = [&](auto field) {
-      std::vector<const LayerOverride*> v;
-      for (const auto& o : r.layers)
-        if (glob_match(o.pattern, name)) v.push_back(&o);
-      (void)field;
-      return v;
-    };
+    std::vector<const LayerOverride*> overrides;  // the quant.layers entries matching this layer, in order
+    for (const auto& o : r.layers)
+      if (glob_match(o.pattern, name)) overrides.push_back(&o);
     if ((t == "conv2d" || t == "linear") && r.weights) {
       QuantizerConfig w = *r.weights;
       if (r.first_last_bits > 0 && (static_cast<int>(i) == first_w || static_cast<int>(i) == last_w))
         w.bits = r.first_last_bits;
       std::optional<QuantizerConfig> b = r.bias;
-      for (const LayerOverride* o : overrides_for(0)) {
+      for (const LayerOverride* o : overrides) {
         w = merge(w, o->weights, r, "quant.layers." + o->pattern + ".weights");
         if (given(o->bias)) b = merge_opt(b ? b : r.weights, o->bias, r, "quant.layers." + o->pattern + ".bias");
       }
       if (w.per_channel && w.channel_axis != 0) w.channel_axis = 0;
       AccumulatorConfig acc = r.accumulator;
-      for (const LayerOverride* o : overrides_for(0))
+      for (const LayerOverride* o : overrides)
         if (given(o->accumulator)) acc = parse_accumulator(o->accumulator, r.src, "quant.layers." + o->pattern + ".accumulator", acc);
       auto layer = std::make_shared<QuantWeightLayer>(m, w, b);
       layer->set_accumulator(acc);
@@ -324,18 +319,14 @@ void apply_recipe(nn::Graph& model, const QuantRecipe& r) {
     } else if (auto* act = dynamic_cast<nn::Activation*>(m.get())) {
       const bool non_neg = non_negative_activation(act->options().kind);
       std::optional<QuantizerConfig> a = non_neg ? r.activations : r.signed_activations;
-      for (const LayerOverride* o : overrides_for(0))
+      for (const LayerOverride* o : overrides)
         if (given(o->activations)) a = merge_opt(a ? a : r.activations, o->activations, r, "quant.layers." + o->pattern + ".activations");
       if (!a) continue;
       LB_CHECK(a->is_signed || non_neg || a->pact, r.src.file, ": layer '", name, "' (", t,
                ") has negative outputs but its activation quantizer ", a->name, " is unsigned: set signed_activations");
-      int64_t channels = 1;
-      if (a->per_channel) {
-        std::vector<Shape> shapes;  // per-channel activations need the channel count
-        (void)in_shape;
-        LB_FAIL(r.src.file, ": per-channel activation quantization is not supported yet (layer '", name, "')");
-      }
-      model.replace(static_cast<int>(i), std::make_shared<QuantAct>(m, *a, channels));
+      LB_CHECK(!a->per_channel, r.src.file, ": per-channel activation quantization is not supported yet (layer '",
+               name, "'): use a per-tensor activation quantizer");
+      model.replace(static_cast<int>(i), std::make_shared<QuantAct>(m, *a));
     }
   }
   // Readers of every node's output.
