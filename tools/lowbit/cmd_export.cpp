@@ -4,6 +4,7 @@
 #include <iostream>
 #include <optional>
 
+#include "cli_args.h"
 #include "commands.h"
 #include "core/error.h"
 #include "io/weights_export.h"
@@ -50,20 +51,14 @@ int cmd_export(const std::vector<std::string>& args) {
   opts.add_options()("help,h", "show this help")("weights,w", po::value(&weights),
                                                  "checkpoint file, or a run folder (its best.h5, else last.h5)")(
       "out,o", po::value(&out), "file to write");
-  po::options_description hidden;
-  hidden.add_options()("format", po::value(&format), "");
-  po::positional_options_description pos;
-  pos.add("format", 1);
-  po::options_description all;
-  all.add(opts).add(hidden);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(all).positional(pos).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::fprintf(stderr, "lowbit export: %s\nRun `lowbit export --help` for usage.\n", e.what());
+  std::vector<std::string> positional;
+  if (!parse_command_line(args, "export", opts, vm, positional)) return 2;
+  if (positional.size() > 1) {
+    std::fprintf(stderr, "lowbit export: unexpected argument '%s'\n", positional[1].c_str());
     return 2;
   }
+  if (!positional.empty()) format = positional[0];
   if (vm.count("help")) {
     std::cout << kExportHelp << "\n" << opts << kExportExamples;
     return 0;

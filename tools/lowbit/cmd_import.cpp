@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "cli_args.h"
 #include "commands.h"
 #include "core/error.h"
 #include "core/threads.h"
@@ -64,26 +65,13 @@ int cmd_import(const std::vector<std::string>& args) {
       "strict", po::bool_switch(&strict), "also fail when the file has tensors the model does not use")(
       "allow-missing", po::bool_switch(&allow_missing), "model tensors the file lacks keep their initial values")(
       "problems-only", po::bool_switch(&problems_only), "list only tensors that did not match in the table");
-  po::options_description hidden;
-  hidden.add_options()("positional", po::value<std::vector<std::string>>(), "");
-  po::options_description all;
-  all.add(opts).add(hidden);
-  po::positional_options_description pos;
-  pos.add("positional", -1);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(all).positional(pos).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::fprintf(stderr, "lowbit import: %s\nRun `lowbit import --help` for usage.\n", e.what());
-    return 2;
-  }
+  std::vector<std::string> positional;
+  if (!parse_command_line(args, "import", opts, vm, positional)) return 2;
   if (vm.count("help")) {
     std::cout << kImportHelp << "\n" << opts << kImportExamples;
     return 0;
   }
-  std::vector<std::string> positional;
-  if (vm.count("positional")) positional = vm["positional"].as<std::vector<std::string>>();
   if (positional.empty() || positional[0].find('=') != std::string::npos) {
     std::fprintf(stderr, "lowbit import: missing CONFIG (a run config such as configs/lenet5_fmnist_fp32.yaml)\n");
     return 2;

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "cli_args.h"
 #include "commands.h"
 #include "core/error.h"
 #include "io/checkpoint.h"
@@ -38,20 +39,14 @@ int cmd_inspect(const std::vector<std::string>& args) {
   opts.add_options()("help,h", "show this help")("checksum", po::bool_switch(&sum),
                                                  "print only a checksum of the model tensors (compare runs bit for bit)")(
       "config", po::bool_switch(&show_config), "print the stored run config too");
-  po::options_description hidden;
-  hidden.add_options()("file", po::value(&file), "");
-  po::positional_options_description pos;
-  pos.add("file", 1);
-  po::options_description all;
-  all.add(opts).add(hidden);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(all).positional(pos).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::fprintf(stderr, "lowbit inspect: %s\n", e.what());
+  std::vector<std::string> positional;
+  if (!parse_command_line(args, "inspect", opts, vm, positional)) return 2;
+  if (positional.size() > 1) {
+    std::fprintf(stderr, "lowbit inspect: unexpected argument '%s'\n", positional[1].c_str());
     return 2;
   }
+  if (!positional.empty()) file = positional[0];
   if (vm.count("help")) {
     std::cout << "usage: lowbit inspect FILE.h5 [--checksum] [--config]\n"
                  "Lists what a Lowbit checkpoint or an HDF5 weight file holds: format, progress, and every\n"

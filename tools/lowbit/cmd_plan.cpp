@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "cli_args.h"
 #include "commands.h"
 #include "core/error.h"
 #include "deploy/planner.h"
@@ -112,20 +113,9 @@ int cmd_plan(const std::vector<std::string>& args_in) {
                                                                           "e.g. --param width=0.75")
       ("out,o", po::value<std::string>(&out), "write the plan file (YAML) here")
       ("verbose,v", po::bool_switch(&verbose), "print every cut the method makes");
-  po::options_description hidden;
-  hidden.add_options()("positional", po::value<std::vector<std::string>>(), "");
-  po::options_description all;
-  all.add(opts).add(hidden);
-  po::positional_options_description pos;
-  pos.add("positional", -1);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(all).positional(pos).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::fprintf(stderr, "lowbit plan: %s\nRun `lowbit plan --help` for usage.\n", e.what());
-    return 2;
-  }
+  std::vector<std::string> positional;
+  if (!parse_command_line(args, "plan", opts, vm, positional)) return 2;
   if (vm.count("help")) {
     std::cout << "usage: lowbit plan MODEL_OR_RUN_CONFIG --flash BYTES --ram BYTES [options]\n"
               << "Chooses per-layer weight and activation bit widths (8/4/2) so the integer network fits the "
@@ -133,8 +123,6 @@ int cmd_plan(const std::vector<std::string>& args_in) {
               << opts << kPlanExamples;
     return 0;
   }
-  std::vector<std::string> positional;
-  if (vm.count("positional")) positional = vm["positional"].as<std::vector<std::string>>();
   if (positional.empty()) {
     std::fprintf(stderr, "lowbit plan: missing MODEL_OR_RUN_CONFIG (a model file such as models/mobilenet_v1.yaml or a run config)\n");
     return 2;

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "cli_args.h"
 #include "commands.h"
 #include "core/error.h"
 #include "core/threads.h"
@@ -26,19 +27,7 @@ namespace {
 // Parses args with the given options and positional names; returns -1 to go on, else an exit code.
 int parse_args(const std::vector<std::string>& args, const char* name, po::options_description& opts,
                const char* usage, const char* help, std::vector<std::string>& positional, po::variables_map& vm) {
-  po::options_description hidden;
-  hidden.add_options()("positional", po::value<std::vector<std::string>>(&positional), "");
-  po::positional_options_description pos;
-  pos.add("positional", -1);
-  po::options_description all;
-  all.add(opts).add(hidden);
-  try {
-    po::store(po::command_line_parser(args).options(all).positional(pos).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::fprintf(stderr, "lowbit %s: %s\nRun `lowbit %s --help` for usage.\n", name, e.what(), name);
-    return 2;
-  }
+  if (!parse_command_line(args, name, opts, vm, positional)) return 2;
   if (vm.count("help")) {
     std::cout << "usage: " << usage << "\n" << help << "\n\n" << opts;
     return 0;

@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "cli_args.h"
 #include "commands.h"
 #include "core/error.h"
 #include <filesystem>
@@ -62,19 +63,8 @@ int parse(const std::vector<std::string>& args, const char* name, const char* su
       ("seed", po::value<long long>(&p.seed), "random seed (overrides train.seed)")
       ("quiet,q", po::bool_switch(&p.quiet), "no progress output");
   opts.add(extra);
-  po::options_description hidden;
-  hidden.add_options()("positional", po::value<std::vector<std::string>>(), "");
-  po::options_description all;
-  all.add(opts).add(hidden);
-  po::positional_options_description pos;
-  pos.add("positional", -1);
-  try {
-    po::store(po::command_line_parser(args).options(all).positional(pos).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::fprintf(stderr, "lowbit %s: %s\nRun `lowbit %s --help` for usage.\n", name, e.what(), name);
-    return 2;
-  }
+  std::vector<std::string> positional;
+  if (!parse_command_line(args, name, opts, vm, positional)) return 2;
   if (vm.count("help")) {
     std::cout << "usage: lowbit " << name << " [CONFIG] [key.sub=value ...] [options]\n" << summary << "\n\n" << opts << examples;
     return 0;
@@ -83,8 +73,6 @@ int parse(const std::vector<std::string>& args, const char* name, const char* su
     std::cout << "# every run-config key with its default\n" << io::kRunConfigDefaults;
     return 0;
   }
-  std::vector<std::string> positional;
-  if (vm.count("positional")) positional = vm["positional"].as<std::vector<std::string>>();
   size_t first_override = 0;
   if (!positional.empty() && positional[0].find('=') == std::string::npos) {
     std::error_code ec;
