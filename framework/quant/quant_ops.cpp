@@ -146,31 +146,48 @@ Variable abs_max(const Variable& x, int axis) {
       "abs_max");
 }
 
-Tensor abs_percentile(const Tensor& x, double q) {
-  Tensor c = x.contiguous();
+Variable abs_percentile(const Variable& x, double q) {
+  Tensor c = x.data().contiguous();
   const int64_t n = c.numel();
   LB_CHECK(n > 0, "percentile of an empty tensor");
   const float* p = c.f32();
   int64_t k = static_cast<int64_t>(std::floor(0.01 * q * static_cast<double>(n) + 0.5));
   k = std::clamp<int64_t>(k, 1, n);
   const int64_t m = n - k + 1;  // the k-th smallest is the m-th largest
+  struct Entry {
+    float v;
+    int64_t i;
+  };
+  auto larger = [](const Entry& a, const Entry& b) { return a.v > b.v; };
+  Entry kth{0.f, 0};
   if (m <= 64) {
     // High percentiles (99.999 of a batch): keep the m largest seen so far, sorted descending;
     // most elements are rejected by one comparison with the smallest of them.
-    std::vector<float> top;
+    std::vector<Entry> top;
     top.reserve(static_cast<size_t>(m) + 1);
     for (int64_t i = 0; i < n; ++i) {
-      const float v = std::fabs(p[i]);
-      if (static_cast<int64_t>(top.size()) == m && !(v > top.back())) continue;
-      top.insert(std::upper_bound(top.begin(), top.end(), v, std::greater<float>()), v);
+      const Entry e{std::fabs(p[i]), i};
+      if (static_cast<int64_t>(top.size()) == m && !(e.v > top.back().v)) continue;
+      top.insert(std::upper_bound(top.begin(), top.end(), e, larger), e);
       if (static_cast<int64_t>(top.size()) > m) top.pop_back();
     }
-    return Tensor::full({1}, top.back());
+    kth = top.back();
+  } else {
+    std::vector<Entry> a(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) a[i] = {std::fabs(p[i]), i};
+    std::nth_element(a.begin(), a.begin() + (k - 1), a.end(), [](const Entry& l, const Entry& r) { return l.v < r.v; });
+    kth = a[k - 1];
   }
-  std::vector<float> a(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) a[i] = std::fabs(p[i]);
-  std::nth_element(a.begin(), a.begin() + (k - 1), a.end());
-  return Tensor::full({1}, a[k - 1]);
+  const int64_t at = kth.i;
+  const float sign = p[at] >= 0.f ? 1.f : -1.f;
+  return make_result(
+      Tensor::full({1}, kth.v), {x},
+      [at, sign, shape = c.shape()](const Tensor& gout, GradSink& sink) {
+        Tensor gx = Tensor::zeros(shape);
+        gx.f32()[at] = sign * gout.contiguous().f32()[0];
+        sink.add(0, std::move(gx));
+      },
+      "abs_percentile");
 }
 
 void min_max(const Tensor& x, int axis, Tensor& mn, Tensor& mx) {
@@ -186,9 +203,9 @@ void min_max(const Tensor& x, int axis, Tensor& mn, Tensor& mx) {
   });
 }
 
-Tensor abs_mean_k_std(const Tensor& x, int axis, double k) {
+Variable abs_mean_k_std(const Variable& x, int axis, double k) {
   const kernels::cpu::FakeQuantGeometry g = geometry(x.shape(), axis);
-  Tensor c = x.contiguous();
+  Tensor c = x.data().contiguous();
   std::vector<double> s(g.channels, 0), ss(g.channels, 0), cnt(g.channels, 0);
   for_each_channel(g, [&](int64_t ch, int64_t lo, int64_t hi) {
     for (int64_t i = lo; i < hi; ++i) {
@@ -199,12 +216,32 @@ Tensor abs_mean_k_std(const Tensor& x, int axis, double k) {
     }
   });
   Tensor out = Tensor::empty({g.channels});
+  std::vector<double> mean(g.channels), sd(g.channels);
   for (int64_t ch = 0; ch < g.channels; ++ch) {
-    const double mean = s[ch] / cnt[ch];
-    const double var = cnt[ch] > 1 ? std::max(0.0, (ss[ch] - cnt[ch] * mean * mean) / (cnt[ch] - 1)) : 0.0;
-    out.f32()[ch] = static_cast<float>(mean + k * std::sqrt(var));
+    mean[ch] = s[ch] / cnt[ch];
+    const double var = cnt[ch] > 1 ? std::max(0.0, (ss[ch] - cnt[ch] * mean[ch] * mean[ch]) / (cnt[ch] - 1)) : 0.0;
+    sd[ch] = std::sqrt(var);
+    out.f32()[ch] = static_cast<float>(mean[ch] + k * sd[ch]);
   }
-  return out;
+  // d/dx_i = sign(x_i) * (1/n + k * (|x_i| - mean) / ((n - 1) * std)); the std term is dropped
+  // where std is 0 (a constant |x| has no direction to grow in).
+  return make_result(
+      std::move(out), {x},
+      [g, c, mean, sd, cnt, k](const Tensor& gout_in, GradSink& sink) {
+        const Tensor gout = gout_in.contiguous();
+        Tensor gx = Tensor::empty(c.shape());
+        for_each_channel(g, [&](int64_t ch, int64_t lo, int64_t hi) {
+          const double gc = gout.f32()[ch];
+          const double std_term = (cnt[ch] > 1 && sd[ch] > 0) ? k / ((cnt[ch] - 1) * sd[ch]) : 0.0;
+          for (int64_t i = lo; i < hi; ++i) {
+            const float v = c.f32()[i];
+            const double d = 1.0 / cnt[ch] + std_term * (std::fabs(v) - mean[ch]);
+            gx.f32()[i] = static_cast<float>(gc * (v >= 0.f ? d : -d));
+          }
+        });
+        sink.add(0, std::move(gx));
+      },
+      "abs_mean_k_std");
 }
 
 namespace {

@@ -27,12 +27,13 @@ Variable binary_quant(const Variable& x, const Variable& scale, int axis, float 
 // to the arg-max element(s); tied maxima share it evenly.
 Variable abs_max(const Variable& x, int axis);
 // The k-th smallest |x| over the whole tensor, k = floor(0.01 * q * N + 0.5) (1-indexed,
-// Brevitas' percentile), -> (1). No gradient (used for statistics only).
-Tensor abs_percentile(const Tensor& x, double q);
+// Brevitas' percentile, torch.kthvalue), -> (1). The gradient goes to that one element (with
+// the sign of x), as through torch.kthvalue: Brevitas' runtime statistics are differentiable.
+Variable abs_percentile(const Variable& x, double q);
 // min and max over all of x (axis -1) or per slice of axis -> (C) each; no gradient.
 void min_max(const Tensor& x, int axis, Tensor& mn, Tensor& mx);
-// mean(|x|) + k * std(|x|) (unbiased std) over all of x or per slice of axis -> (C); no gradient.
-Tensor abs_mean_k_std(const Tensor& x, int axis, double k);
+// mean(|x|) + k * std(|x|) (unbiased std) over all of x or per slice of axis -> (C), differentiable.
+Variable abs_mean_k_std(const Variable& x, int axis, double k);
 
 // Elementwise helpers on small scale tensors.
 Variable div_scalar(const Variable& x, float d);     // true division (bit-exact with Brevitas)

@@ -7,6 +7,14 @@
 
 namespace lowbit::quant {
 
+namespace {
+constexpr float kScaleFloor = 1e-10f;  // Brevitas' floor: a zero tensor gives a tiny scale, not NaN
+Tensor floored(Tensor t) {
+  for (int64_t i = 0; i < t.numel(); ++i) t.f32()[i] = std::max(t.f32()[i], kScaleFloor);
+  return t;
+}
+}  // namespace
+
 int64_t quant_min(const QuantizerConfig& c) {
   if (c.type == QuantType::ternary) return -1;
   if (!c.is_signed) return 0;
@@ -93,25 +101,29 @@ int Quantizer::current_bits() const {
   return static_cast<int>(std::nearbyint(std::fabs(bit_offset_.data().f32()[0]) + 2.0f));
 }
 
-Tensor Quantizer::batch_stat(const Tensor& x) const {
+Variable Quantizer::stat_of(const Variable& x) const {
+  // Differentiable like Brevitas' statistics (torch.max / kthvalue / mean and std), so a
+  // statistics-based scale also pulls the outliers it comes from.
+  Variable st;
   switch (cfg_.stat) {
-    case ScaleStat::max_abs: {
-      NoGradGuard ng;
-      return abs_max(Variable(x), axis_).data();
-    }
+    case ScaleStat::max_abs:
+    case ScaleStat::min_max:  // without a zero point: max(|min|, |max|) = max |x|
+      st = abs_max(x, axis_);
+      break;
     case ScaleStat::percentile:
       LB_CHECK(axis_ < 0, cfg_.name, ": percentile statistics are per tensor");
-      return abs_percentile(x, cfg_.percentile);
-    case ScaleStat::mean_std: return abs_mean_k_std(x, axis_, cfg_.std_k);
-    case ScaleStat::min_max: {
-      Tensor mn, mx;
-      min_max(x, axis_, mn, mx);
-      Tensor r = Tensor::empty(mn.shape());
-      for (int64_t i = 0; i < r.numel(); ++i) r.f32()[i] = std::max(std::fabs(mn.f32()[i]), std::fabs(mx.f32()[i]));
-      return r;
-    }
+      st = abs_percentile(x, cfg_.percentile);
+      break;
+    case ScaleStat::mean_std: st = abs_mean_k_std(x, axis_, cfg_.std_k); break;
   }
-  return Tensor();
+  // Brevitas' floor: a zero tensor gives a tiny scale, not NaN (no gradient below it).
+  for (int64_t i = 0; i < st.numel(); ++i) st.data().f32()[i] = std::max(st.data().f32()[i], kScaleFloor);
+  return st;
+}
+
+Tensor Quantizer::batch_stat(const Tensor& x) const {
+  NoGradGuard ng;
+  return stat_of(Variable(x)).data();
 }
 
 Quantizer::Range Quantizer::range() {
@@ -158,11 +170,6 @@ Variable Quantizer::to_scale(const Variable& v, bool is_log2_param, const Range&
 }
 
 Variable Quantizer::scale_for(const Variable& x, Tensor& zero_point, const Range& r) {
-  const float floor_v = 1e-10f;  // Brevitas' floor: a zero tensor gives a tiny scale, not NaN
-  auto floored = [&](Tensor t) {
-    for (int64_t i = 0; i < t.numel(); ++i) t.f32()[i] = std::max(t.f32()[i], floor_v);
-    return t;
-  };
   const bool log2p = cfg_.restrict_to == ScaleRestrict::log2;
   auto update_buffer = [&](const Tensor& st, int32_t n) {
     for (int64_t i = 0; i < st.numel(); ++i) {
@@ -182,39 +189,35 @@ Variable Quantizer::scale_for(const Variable& x, Tensor& zero_point, const Range
         const float qmin = r.qmin, qmax = r.qmax;
         for (int64_t i = 0; i < s.numel(); ++i) {
           const float lo = std::min(mn.f32()[i], 0.f), hi = std::max(mx.f32()[i], 0.f);  // keep 0 representable
-          s.f32()[i] = std::max((hi - lo) / (qmax - qmin), floor_v);
+          s.f32()[i] = std::max((hi - lo) / (qmax - qmin), kScaleFloor);
           zero_point.f32()[i] = std::min(qmax, std::max(qmin, qmin - std::nearbyint(lo / s.f32()[i])));
         }
         return Variable(s);
       }
-      if (cfg_.stat == ScaleStat::max_abs) {
-        // Differentiable: the gradient reaches the arg-max weight (Brevitas).
-        Variable st = abs_max(x, axis_);
-        for (int64_t i = 0; i < st.numel(); ++i) st.data().f32()[i] = std::max(st.data().f32()[i], floor_v);
-        return to_scale(st, false, r);
-      }
-      return to_scale(Variable(floored(batch_stat(x.data()))), false, r);
+      return to_scale(stat_of(x), false, r);  // the gradient reaches the arg-max weight (Brevitas)
     }
     case ScaleImpl::running_stats: {
-      if (collecting()) {
-        Tensor st = floored(batch_stat(x.data()));
+      if (collecting()) {  // this batch's statistic, with its gradient (Brevitas)
+        Variable st = stat_of(x);
         int32_t& n = counter_->data<int32_t>()[0];
-        update_buffer(st, n);
+        update_buffer(st.data(), n);
         n = n < INT32_MAX ? n + 1 : n;
-        return to_scale(Variable(st), false, r);
+        return to_scale(st, false, r);
       }
-      Tensor b = counter_->data<int32_t>()[0] > 0 ? stat_buffer_->clone() : floored(batch_stat(x.data()));
+      Tensor b = counter_->data<int32_t>()[0] > 0 ? stat_buffer_->clone() : batch_stat(x.data());
       return to_scale(Variable(floored(b)), false, r);
     }
     case ScaleImpl::parameter_from_stats: {
       int32_t& n = counter_->data<int32_t>()[0];
       if (n < cfg_.collect_steps) {
         if (!collecting()) {  // eval before collection finished: the buffer (or this batch when empty)
-          Tensor b = n > 0 ? stat_buffer_->clone() : floored(batch_stat(x.data()));
+          Tensor b = n > 0 ? stat_buffer_->clone() : batch_stat(x.data());
           return to_scale(Variable(floored(b)), false, r);
         }
-        Tensor st = floored(batch_stat(x.data()));
-        update_buffer(st, n);
+        // This batch's statistic with its gradient: Brevitas' collection phase is
+        // differentiable, which keeps outlier activations (and so the scale) from growing.
+        Variable st = stat_of(x);
+        update_buffer(st.data(), n);
         ++n;
         if (n == cfg_.collect_steps) {  // hand over to the learned parameter
           for (int64_t i = 0; i < st.numel(); ++i) {
@@ -222,7 +225,7 @@ Variable Quantizer::scale_for(const Variable& x, Tensor& zero_point, const Range
             value_.data().f32()[i] = cfg_.lsq ? b / static_cast<float>(r.threshold) : (log2p ? std::log2(b) : b);
           }
         }
-        return to_scale(Variable(st), false, r);
+        return to_scale(st, false, r);
       }
       [[fallthrough]];
     }
@@ -358,7 +361,6 @@ void Quantizer::finish_calibration() {
 void Quantizer::reset_from(const Tensor& x) {
   if (cfg_.external_scale || cfg_.scale_impl == ScaleImpl::stats || cfg_.scale_impl == ScaleImpl::constant) return;
   Tensor st = batch_stat(x);
-  for (int64_t i = 0; i < st.numel(); ++i) st.f32()[i] = std::max(st.f32()[i], 1e-10f);
   if (stat_buffer_) {
     stat_buffer_->copy_from(st);
     int32_t& n = counter_->data<int32_t>()[0];

@@ -138,6 +138,8 @@ class Quantizer : public nn::Module {
   Variable quantize(const Variable& x, const Variable& s, const Tensor& zp, const Range& r, int axis, Variable& scale);
   LearnedBitsForm learned_form() const;
   void record_meta(const Variable& s, const Tensor& zp, const Range& r, const Shape& shape, int axis);
+  // The scale statistic of x (floored at 1e-10), differentiable; batch_stat without gradient.
+  Variable stat_of(const Variable& x) const;
   Tensor batch_stat(const Tensor& x) const;
   void check_scale(const Variable& s) const;
   bool collecting() const { return training_ || calibrating_; }

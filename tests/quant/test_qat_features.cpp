@@ -1188,7 +1188,7 @@ TEST(Calibration, QuantizerEmaAndHandOver) {
   float ema = 0;
   for (int i = 0; i < 3; ++i) {
     qz.forward(Variable(xs[i]));
-    const float st = f(q::abs_percentile(xs[i], 99.999));
+    const float st = f(q::abs_percentile(Variable(xs[i]), 99.999).data());
     ema = i == 0 ? st : ema * 0.9f + 0.1f * st;
   }
   qz.finish_calibration();

@@ -26,6 +26,10 @@
 //                 (sum(G*q) - sum_unclamped(G*x/s)) / T (also checked in closed form).
 //   Max-abs weight scale: s = max|W| / T (or 2^ceil(log2 max|W|) / T, ceil straight-through);
 //                 the scale gradient reaches the arg-max element(s), ties share it evenly.
+//   Statistic scales (collection phase of parameter-from-stats, running statistics in
+//                 training, weight statistics): s = stat(x) / T with the statistic's own
+//                 gradient, as in Brevitas: the percentile through torch.kthvalue of |x|,
+//                 mean(|x|) + k * std(|x|) (unbiased) through torch.mean / torch.std.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -38,6 +42,7 @@
 #include "quant/presets.h"
 #include "quant/quant_ops.h"
 #include "quant/quantizer.h"
+#include "util/gradcheck.h"
 #include "util/torch_oracle.h"
 
 namespace {
@@ -801,6 +806,131 @@ for name, per_channel, pow2, T, qmin, qmax in CASES:
   for (size_t i = 0; i < runs.size(); ++i) {
     EXPECT_GRAD(runs[i].scale, o, case_id(i) + "_s32", runs[i].what + " scale value");
     EXPECT_GRAD(runs[i].w.grad(), o, case_id(i) + "_gw", runs[i].what + " weight");
+  }
+}
+
+// ---- statistic scales carry the statistic's gradient (Brevitas) ----------------------------
+
+TEST(QuantGrad, StatisticScaleGradients) {
+  LB_REQUIRE_TORCH();
+  Rng rng(29);
+  Oracle o;
+  std::ostringstream list;
+  list << "CASES = [";
+  struct Run {
+    std::string what;
+    Variable x;
+    Tensor scale;
+  };
+  std::vector<Run> runs;
+  struct Case {
+    const char* what;
+    q::QuantizerConfig cfg;
+    std::vector<int64_t> shape;
+    bool relu;  // non-negative input with exact zeros (a ReLU output)
+  };
+  auto with = [](const char* preset, int bits, auto edit) {
+    q::QuantizerConfig c = q::preset(preset);
+    c.bits = bits;
+    edit(c);
+    return c;
+  };
+  const std::vector<Case> cases = {
+      {"2-bit unsigned activation, collection phase (percentile 99.999)",
+       with("Uint8ActPerTensorFloat", 2, [](q::QuantizerConfig& c) { c.collect_steps = 5; }), {8, 60}, true},
+      {"8-bit signed activation, collection phase (percentile 99)",
+       with("Int8ActPerTensorFloat", 8, [](q::QuantizerConfig& c) { c.percentile = 99.0; }), {4, 3, 7, 5}, false},
+      {"4-bit running statistics in training (percentile 95)",
+       with("Uint8ActPerTensorFloat", 4,
+            [](q::QuantizerConfig& c) {
+              c.scale_impl = q::ScaleImpl::running_stats;
+              c.percentile = 95.0;
+            }),
+       {6, 50}, true},
+      {"4-bit per-channel weights, mean + 3 std statistic",
+       with("Int8WeightPerChannelFloat", 4, [](q::QuantizerConfig& c) { c.stat = q::ScaleStat::mean_std; }),
+       {5, 3, 3, 3}, false},
+      {"3-bit per-tensor weights, mean + 2 std statistic",
+       with("Int8WeightPerTensorFloat", 3,
+            [](q::QuantizerConfig& c) {
+              c.stat = q::ScaleStat::mean_std;
+              c.std_k = 2.0;
+            }),
+       {7, 11}, false},
+  };
+  for (const Case& c : cases) {
+    const Shape sh(c.shape);
+    q::Quantizer quant(c.cfg, c.cfg.per_channel ? sh[c.cfg.channel_axis] : 1);
+    quant.train();
+    Tensor x = Tensor::empty(sh);
+    for (int64_t i = 0; i < x.numel(); ++i) {
+      const float v = rng.normal() * 1.5f;
+      x.f32()[i] = c.relu ? std::max(v, 0.f) : v;
+    }
+    Variable xv(x, true);
+    Variable y = quant.forward(xv);
+    const Tensor g = random_upstream(sh, rng);
+    y.backward(g);
+    const std::string id = case_id(runs.size());
+    runs.push_back({c.what, xv, quant.meta().scale.clone()});
+    o.in[id + "_x"] = x;
+    o.in[id + "_g"] = g;
+    o.want(id + "_gx");
+    o.want(id + "_s32");
+    const bool pct = c.cfg.stat == q::ScaleStat::percentile;
+    list << "('" << id << "', " << (pct ? "'pct'" : "'mean_std'") << ", " << (pct ? c.cfg.percentile : c.cfg.std_k)
+         << ", " << (c.cfg.per_channel ? "True" : "False") << ", " << q::quant_threshold(c.cfg) << ", "
+         << q::quant_min(c.cfg) << ", " << q::quant_max(c.cfg) << ", " << (c.cfg.ste_clamp ? "True" : "False")
+         << "), ";
+  }
+  list << "]\n";
+  o.run(list.str() + R"PY(
+import math
+for name, stat, arg, per_channel, T, qmin, qmax, ste in CASES:
+    x32 = load(name + '_x')
+    x = x32.double().requires_grad_()
+    if stat == 'pct':
+        k = int(math.floor(0.01 * arg * x.numel() + 0.5))
+        st = x.abs().reshape(-1).kthvalue(k).values.reshape(1)
+        st32 = x32.abs().reshape(-1).kthvalue(k).values.reshape(1)
+        bshape = [1] * x.dim()
+    else:
+        dims = tuple(range(1, x.dim())) if per_channel else tuple(range(x.dim()))
+        a = x.abs()
+        st = a.mean(dim=dims) + arg * a.std(dim=dims, unbiased=True)
+        st32 = st.detach().float()               # lowbit sums in float64 and rounds once
+        bshape = [-1] + [1] * (x.dim() - 1) if per_channel else [1] * x.dim()
+        st = st.reshape(-1)
+        st32 = st32.reshape(-1)
+    s32 = st32 / np.float32(T)
+    s = pin(st / T, s32).reshape(bshape)
+    y = fq(x, s, x32 / s32.reshape(bshape), qmin, qmax, ste)
+    y.backward(g64(name + '_g'))
+    save64(name + '_gx', x.grad)
+    save64(name + '_s32', s32)
+)PY");
+  for (size_t i = 0; i < runs.size(); ++i) {
+    EXPECT_GRAD(runs[i].scale, o, case_id(i) + "_s32", runs[i].what + " scale value");
+    EXPECT_GRAD(runs[i].x.grad(), o, case_id(i) + "_gx", runs[i].what + " input");
+  }
+}
+
+// Central differences on the statistics themselves (no PyTorch needed). Values are spaced far
+// wider than the step so that the order (and so the k-th element) does not change.
+TEST(QuantGrad, StatisticsGradcheck) {
+  Rng rng(30);
+  Tensor x = Tensor::empty({6, 20});
+  for (int64_t i = 0; i < x.numel(); ++i) x.f32()[i] = (static_cast<float>((i * 37) % 120) + 1.f) * (i % 2 ? -0.05f : 0.05f);
+  for (double pct : {99.999, 90.0, 50.0, 1.0}) {
+    const std::string err = lt::gradcheck(
+        [pct](const std::vector<Variable>& in) { return q::abs_percentile(in[0], pct); }, {Variable(x.clone(), true)});
+    EXPECT_EQ(err, "") << "abs_percentile " << pct;
+  }
+  for (int axis : {-1, 0, 1}) {
+    const std::string err = lt::gradcheck(
+        [axis](const std::vector<Variable>& in) { return q::abs_mean_k_std(in[0], axis, 3.0); },
+        {Variable(lt::random_tensor({6, 20}, rng, -2.f, 2.f), true)});
+    EXPECT_EQ(err, "") << "abs_mean_k_std axis " << axis;
   }
 }
 
