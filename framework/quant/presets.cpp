@@ -103,6 +103,7 @@ const std::map<std::string, std::function<QuantizerConfig()>>& registry() {
          c.bits = 8;
          c.is_signed = false;
          c.pact = true;
+         c.rounding = kernels::Rounding::floor;  // Rusci et al.'s code; `rounding: half_even` as in the PACT paper
          c.scale_impl = ScaleImpl::parameter;
          c.scale_init = 6.0;
          c.channel_axis = 1;
@@ -261,6 +262,11 @@ QuantizerConfig parse_quantizer(const YAML::Node& node, const io::YamlSource& sr
     else if (k == "binary_clip") c.binary_clip = static_cast<float>(number());
     else if (k == "ternary_threshold") c.ternary_threshold = static_cast<float>(number());
     else if (k == "learned_bits") c.learned_bits = boolean();
+    else if (k == "weight_decay") {
+      c.weight_decay = number();
+      LB_CHECK(c.weight_decay >= 0 && std::isfinite(c.weight_decay), src.where(v, kk), ": ", kk, ": weight decay must be a ",
+               "finite number >= 0, got ", c.weight_decay);
+    }
     else if (k == "external_scale") c.external_scale = boolean();
     else if (k == "min_val") min_val = number();
     else if (k == "max_val") max_val = number();
@@ -268,7 +274,7 @@ QuantizerConfig parse_quantizer(const YAML::Node& node, const io::YamlSource& sr
       static const std::vector<std::string> keys{"preset", "bits", "signed", "narrow", "per_channel", "scale_impl", "stat",
                                                  "percentile", "std_k", "restrict", "rounding", "reciprocal", "zero_point",
                                                  "ste_clamp", "scale_init", "collect_steps", "momentum", "lsq_grad_scale",
-                                                 "binary_clip", "ternary_threshold", "learned_bits", "external_scale",
+                                                 "binary_clip", "ternary_threshold", "learned_bits", "external_scale", "weight_decay",
                                                  "min_val", "max_val"};
       LB_FAIL(src.where(it->first, kk), ": ", key, ": unknown quantizer option '", k, "' (options: ", io::closest_names(k, keys), ")");
     }

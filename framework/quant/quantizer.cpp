@@ -53,6 +53,7 @@ void validate(const QuantizerConfig& c, const std::string& where) {
   LB_CHECK(c.momentum > 0 && c.momentum <= 1, where, ": momentum must be in (0, 1]");
   LB_CHECK(c.percentile > 0 && c.percentile <= 100, where, ": percentile must be in (0, 100]");
   LB_CHECK(c.channel_axis >= 0, where, ": channel_axis must be >= 0");
+  LB_CHECK(c.weight_decay < 0 || std::isfinite(c.weight_decay), where, ": weight_decay must be a finite number >= 0");
   LB_CHECK(c.ternary_threshold > 0 && c.ternary_threshold < 1, where, ": ternary_threshold must be in (0, 1)");
   if (c.learned_bits) {
     LB_CHECK(c.type == QuantType::integer, where, ": a learned bit width needs an integer quantizer (not binary or ternary)");
@@ -268,7 +269,7 @@ Variable Quantizer::quantize(const Variable& x, const Variable& s_in, const Tens
   FakeQuantSpec spec;
   spec.elem.qmin = r.qmin;
   spec.elem.qmax = r.qmax;
-  spec.elem.rounding = cfg_.pact ? kernels::Rounding::floor : cfg_.rounding;
+  spec.elem.rounding = cfg_.rounding;
   spec.elem.reciprocal = cfg_.reciprocal;
   spec.elem.clamp_before_round = cfg_.pact;
   spec.elem.ternary = cfg_.type == QuantType::ternary;

@@ -45,6 +45,9 @@ struct QuantizerConfig {
   bool lsq = false;              // the parameter is the scale itself (LSQ)
   bool lsq_grad_scale = false;   // LSQ's gradient factor 1/sqrt(numel * qmax)
   bool pact = false;             // PACT: clamp to [0, alpha] before rounding; alpha gradient from clipped values only
+  // Weight decay of this quantizer's learned parameters (threshold / alpha / scale, bit offset);
+  // negative: the optimizer's. PACT's alpha has its own L2 term in the paper.
+  double weight_decay = -1.0;
   float binary_clip = 0.f;       // binary: STE only where |x| <= clip (0 = everywhere)
   float ternary_threshold = 0.5f;
   // Learned bit width (Brevitas): bits = round_ste(|offset| + 2), offset a parameter

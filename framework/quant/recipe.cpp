@@ -184,7 +184,9 @@ QuantRecipe parse_recipe(const YAML::Node& q, const io::YamlSource& src) {
     for (auto* c : {&r.weights, &r.activations, &r.signed_activations})
       if (*c) validate(**c, src.where(b, "quant.bits") + ": quant.bits");
   }
-  if (r.activations && !r.signed_activations) {
+  // Signed activations default to the activation quantizer made signed; PACT has no signed
+  // form, so with PACT activations a layer with negative outputs needs signed_activations.
+  if (r.activations && !r.signed_activations && !r.activations->pact) {
     r.signed_activations = r.activations;
     r.signed_activations->is_signed = true;
   }
@@ -321,6 +323,9 @@ void apply_recipe(nn::Graph& model, const QuantRecipe& r) {
       std::optional<QuantizerConfig> a = non_neg ? r.activations : r.signed_activations;
       for (const LayerOverride* o : overrides)
         if (given(o->activations)) a = merge_opt(a ? a : r.activations, o->activations, r, "quant.layers." + o->pattern + ".activations");
+      LB_CHECK(a || non_neg || !r.activations, r.src.file, ": layer '", name, "' (", t,
+               ") has negative outputs and the PACT activation quantizer ", r.activations->name,
+               " is unsigned: set signed_activations (or keep the layer in float with quant.float)");
       if (!a) continue;
       LB_CHECK(a->is_signed || non_neg || a->pact, r.src.file, ": layer '", name, "' (", t,
                ") has negative outputs but its activation quantizer ", a->name, " is unsigned: set signed_activations");

@@ -1,16 +1,33 @@
 #include "train/optim_setup.h"
 
 #include <algorithm>
+#include <map>
+#include <string>
 
 #include "optim/adam.h"
 #include "optim/sgd.h"
+#include "quant/quantizer.h"
 
 namespace lowbit::train {
 
-std::unique_ptr<optim::Optimizer> make_optimizer(const io::OptimizerConfig& c, const nn::Module& model) {
+std::unique_ptr<optim::Optimizer> make_optimizer(const io::OptimizerConfig& c, nn::Module& model) {
+  // Quantizers with their own weight decay: parameter name -> decay.
+  std::map<std::string, double> own;
+  for (auto& [qname, q] : quant::quantizers_of(model)) {
+    if (q->config().weight_decay < 0) continue;
+    for (auto& [pname, p] : q->named_parameters()) own[qname + "." + pname] = q->config().weight_decay;
+  }
   std::vector<Variable> decay, no_decay;
+  std::vector<std::pair<double, std::vector<Variable>>> by_decay;  // quantizer groups
   for (auto& [name, p] : model.named_parameters()) {
     if (!p.requires_grad()) continue;
+    auto o = own.find(name);
+    if (o != own.end()) {
+      auto g = std::find_if(by_decay.begin(), by_decay.end(), [&](const auto& e) { return e.first == o->second; });
+      if (g == by_decay.end()) g = by_decay.insert(by_decay.end(), {o->second, {}});
+      g->second.push_back(p);
+      continue;
+    }
     (c.no_decay_bn_bias && p.data().rank() <= 1 ? no_decay : decay).push_back(p);
   }
   std::vector<optim::ParamGroup> groups;
@@ -29,6 +46,7 @@ std::unique_ptr<optim::Optimizer> make_optimizer(const io::OptimizerConfig& c, c
   };
   groups.push_back(make_group(std::move(decay), c.weight_decay));
   if (!no_decay.empty()) groups.push_back(make_group(std::move(no_decay), 0.0));
+  for (auto& [wd, params] : by_decay) groups.push_back(make_group(std::move(params), wd));
   switch (c.kind) {
     case io::OptimizerKind::sgd: return std::make_unique<optim::SGD>(std::move(groups));
     case io::OptimizerKind::adam: return std::make_unique<optim::Adam>(std::move(groups));

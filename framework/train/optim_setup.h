@@ -9,9 +9,11 @@
 
 namespace lowbit::train {
 
-// One parameter group, or two when no_decay_bn_bias is set (biases and 1-D parameters, i.e.
-// batch-norm weights, get weight_decay 0).
-std::unique_ptr<optim::Optimizer> make_optimizer(const io::OptimizerConfig& cfg, const nn::Module& model);
+// One parameter group, a second when no_decay_bn_bias is set (biases and 1-D parameters, i.e.
+// batch-norm weights, get weight_decay 0), and one more per distinct `weight_decay` of the
+// model's quantizers (their learned parameters: PACT alpha, thresholds, bit offsets), in order
+// of first appearance.
+std::unique_ptr<optim::Optimizer> make_optimizer(const io::OptimizerConfig& cfg, nn::Module& model);
 
 // The run config's schedule in optim::LrSchedule terms. Config values are in epochs; with
 // per_iteration they are converted to iterations (so the curve is evaluated every step).

@@ -316,6 +316,20 @@ TEST(Presets, Uint8ActPACT) {
   expect_scale(m, {s}, "PACT");
   // floor (Rusci et al.), not round: 3.0 / s = 127.5 -> 127, 5.99 / s = 254.6 -> 254.
   expect_grid(y, {s}, {0, 21, 127, 255, 254, 0, 1, 51}, "PACT");
+  // The PACT paper rounds: `rounding: half_even` overrides the preset's floor.
+  q::Quantizer r(parse("{preset: Uint8ActPACT, rounding: half_even}"));
+  Tensor yr = r.forward(Variable(tensor({8}, {-1.0f, 0.5f, 3.0f, 7.0f, 5.99f, 0.0f, 0.0236f, 1.2f}))).data();
+  // 0.5 / s = 21.25 -> 21, 3.0 / s = 127.5 -> 128 (tie to even), 5.99 / s = 254.6 -> 255,
+  // 0.0236 / s = 1.003 -> 1, 1.2 / s = 51.0 -> 51.
+  expect_grid(yr, {s}, {0, 21, 128, 255, 255, 0, 1, 51}, "PACT half_even");
+}
+
+TEST(Presets, QuantizerWeightDecayOption) {
+  EXPECT_LT(q::preset("Uint8ActPACT").weight_decay, 0) << "default: the optimizer's weight decay";
+  EXPECT_EQ(parse("{preset: Uint8ActPACT, weight_decay: 0.001}").weight_decay, 0.001);
+  const std::string err = error_of([] { parse("{preset: Uint8ActPACT, weight_decay: -0.1}"); });
+  EXPECT_NE(err.find("quant.weights.weight_decay"), std::string::npos) << err;
+  EXPECT_NE(err.find(">= 0"), std::string::npos) << err;
 }
 
 TEST(Presets, LsqPresets) {

@@ -19,6 +19,7 @@
 #include "nn/graph.h"
 #include "quant/quant_layers.h"
 #include "quant/recipe.h"
+#include "train/optim_setup.h"
 
 namespace {
 
@@ -243,6 +244,39 @@ TEST(Recipe, BadRecipes) {
   EXPECT_NE(e.find("bit width 33"), std::string::npos) << e;
   e = error_of([&] { f.apply("{weights: Int8WeightPerTensorFloat, layers: {fc1: {wieghts: {bits: 2}}}}"); });
   EXPECT_NE(e.find("wieghts"), std::string::npos) << e;
+}
+
+// PACT's alpha with its own weight decay: the quantizer's `weight_decay` puts its learned
+// parameters in a parameter group of their own; everything else keeps the optimizer's.
+TEST(Recipe, QuantizerWeightDecayMakesItsOwnGroup) {
+  Fixture f;
+  f.apply("{weights: Int8WeightPerTensorFloat, activations: {preset: Uint8ActPACT, bits: 4, weight_decay: 0.01}, "
+          "signed_activations: Int8ActPerTensorFloat}");
+  io::OptimizerConfig oc;
+  oc.lr = 0.1;
+  oc.weight_decay = 5e-4;
+  auto opt = lowbit::train::make_optimizer(oc, f.g());
+  ASSERT_EQ(opt->num_groups(), 2u);
+  EXPECT_EQ(opt->group(0).weight_decay, 5e-4);
+  EXPECT_EQ(opt->group(1).weight_decay, 0.01);
+  std::vector<std::string> alphas;
+  for (auto& [name, p] : f.g().named_parameters())
+    for (const Variable& v : opt->group(1).params)
+      if (v.data().f32() == p.data().f32()) alphas.push_back(name);
+  EXPECT_EQ(alphas, (std::vector<std::string>{"relu1.act_quant.value", "relu2.act_quant.value"}));
+  size_t all = 0;
+  for (auto& [name, p] : f.g().named_parameters()) all += p.requires_grad();
+  EXPECT_EQ(opt->group(0).params.size() + opt->group(1).params.size(), all);
+  // Without the option: one group.
+  Fixture plain;
+  plain.apply("{weights: Int8WeightPerTensorFloat, activations: {preset: Uint8ActPACT, bits: 4}, "
+              "signed_activations: Int8ActPerTensorFloat}");
+  EXPECT_EQ(lowbit::train::make_optimizer(oc, plain.g())->num_groups(), 1u);
+  // PACT has no signed form: the hardtanh needs signed_activations.
+  Fixture bad;
+  const std::string e = error_of([&] { bad.apply("{activations: Uint8ActPACT}"); });
+  EXPECT_NE(e.find("layer 'ht' (hardtanh) has negative outputs"), std::string::npos) << e;
+  EXPECT_NE(e.find("set signed_activations"), std::string::npos) << e;
 }
 
 TEST(Recipe, EmptyRecipeLeavesTheModelFloat) {
