@@ -1,17 +1,74 @@
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "core/threads.h"
 #include "ops/ops.h"
 
 namespace lowbit::ops {
 
-// Training-mode statistics are computed in double per channel, so results match PyTorch's
-// float reductions within rounding regardless of the thread count.
+namespace {
+
+// Layout: x is (N, C, H, W) contiguous, i.e. N rows of L = C*H*W values; column j of a row
+// belongs to channel j / (H*W). Every pass below runs over whole rows with per-column
+// coefficients (a per-channel value expanded to L columns), so the inner loops are long and
+// vectorize whatever H*W is (MobileNet's last layers have H*W = 4).
+
+// A per-channel value repeated over the channel's hw columns -> (L).
+std::vector<float> expand(const float* per_channel, int64_t c, int64_t hw) {
+  std::vector<float> out(static_cast<size_t>(c * hw));
+  for (int64_t ch = 0; ch < c; ++ch) std::fill_n(out.begin() + ch * hw, hw, per_channel[ch]);
+  return out;
+}
+
+// Column block width for the reductions: enough blocks for the threads, vector-friendly.
+int64_t column_block(int64_t cols) {
+  const int64_t want = (cols + 4 * num_threads() - 1) / (4 * num_threads());
+  return std::clamp<int64_t>((want + 15) / 16 * 16, 64, 1024);
+}
+
+// Per-channel sums over the batch of term(row, column) (float), for `k` terms at once:
+// out[t][ch] = sum over rows and the channel's columns of term_t. Each column adds at most 64
+// rows in float (independent columns vectorize), then goes into double; channels are summed
+// in double. The order is fixed by the shape, not by the thread count.
+template <int K, typename Term>
+void channel_sums(int64_t n, int64_t c, int64_t hw, Term term, std::vector<double> (&out)[K]) {
+  const int64_t cols = c * hw;
+  const int64_t block = column_block(cols);
+  const int64_t blocks = (cols + block - 1) / block;
+  std::vector<double> col[K];
+  for (int t = 0; t < K; ++t) col[t].assign(static_cast<size_t>(cols), 0.0);
+#pragma omp parallel for schedule(static)
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t j0 = b * block, len = std::min(block, cols - j0);
+    float acc[K][1024];
+    for (int64_t r0 = 0; r0 < n; r0 += 64) {
+      for (int t = 0; t < K; ++t) std::fill_n(acc[t], len, 0.f);
+      const int64_t r1 = std::min(n, r0 + 64);
+      for (int64_t r = r0; r < r1; ++r) term(r, j0, len, acc);
+      for (int t = 0; t < K; ++t)
+        for (int64_t j = 0; j < len; ++j) col[t][j0 + j] += acc[t][j];
+    }
+  }
+  for (int t = 0; t < K; ++t) {
+    out[t].assign(static_cast<size_t>(c), 0.0);
+    for (int64_t ch = 0; ch < c; ++ch) {
+      double s = 0;
+      for (int64_t k = 0; k < hw; ++k) s += col[t][ch * hw + k];
+      out[t][ch] = s;
+    }
+  }
+}
+
+}  // namespace
+
+// Training-mode statistics are reduced in float per column over at most 64 rows and in double
+// beyond, so results match PyTorch's within rounding regardless of the thread count.
 Variable batch_norm2d(const Variable& x, const Variable& gamma, const Variable& beta, Tensor& running_mean,
                       Tensor& running_var, bool training, float momentum, float eps) {
   const Shape& xs = x.shape();
   LB_CHECK(xs.rank() == 4, "batch_norm2d: input must be (N, C, H, W), got ", xs.str());
-  const int64_t n = xs[0], c = xs[1], hw = xs[2] * xs[3], m = n * hw;
+  const int64_t n = xs[0], c = xs[1], hw = xs[2] * xs[3], m = n * hw, cols = c * hw;
   LB_CHECK(running_mean.shape() == Shape({c}) && running_var.shape() == Shape({c}),
            "batch_norm2d: input has ", c, " channels ", xs.str(), " but the running statistics have ", running_mean.shape().str());
   if (gamma.defined()) LB_CHECK(gamma.shape() == Shape({c}), "batch_norm2d: weight ", gamma.shape().str(), " for ", c, " channels");
@@ -24,23 +81,28 @@ Variable batch_norm2d(const Variable& x, const Variable& gamma, const Variable& 
   float* rm = running_mean.f32();
   float* rv = running_var.f32();
   if (training) {
-#pragma omp parallel for schedule(static)
+    std::vector<double> sums[1];
+    channel_sums<1>(n, c, hw, [px, cols](int64_t r, int64_t j0, int64_t len, float (&acc)[1][1024]) {
+      const float* p = px + r * cols + j0;
+      for (int64_t j = 0; j < len; ++j) acc[0][j] += p[j];
+    }, sums);
+    for (int64_t ch = 0; ch < c; ++ch) mean[ch] = static_cast<float>(sums[0][ch] / m);
+    const std::vector<float> mu = expand(mean, c, hw);
+    const float* pmu = mu.data();
+    std::vector<double> sq[1];
+    channel_sums<1>(n, c, hw, [px, pmu, cols](int64_t r, int64_t j0, int64_t len, float (&acc)[1][1024]) {
+      const float* p = px + r * cols + j0;
+      const float* u = pmu + j0;
+      for (int64_t j = 0; j < len; ++j) {
+        const float d = p[j] - u[j];
+        acc[0][j] += d * d;
+      }
+    }, sq);
     for (int64_t ch = 0; ch < c; ++ch) {
-      double s = 0, ss = 0;
-      for (int64_t i = 0; i < n; ++i) {
-        const float* p = px + (i * c + ch) * hw;
-        for (int64_t k = 0; k < hw; ++k) s += p[k];
-      }
-      const double mu = s / m;
-      for (int64_t i = 0; i < n; ++i) {
-        const float* p = px + (i * c + ch) * hw;
-        for (int64_t k = 0; k < hw; ++k) { double d = p[k] - mu; ss += d * d; }
-      }
-      const double var = ss / m;
-      mean[ch] = static_cast<float>(mu);
+      const double var = sq[0][ch] / m;
       invstd[ch] = static_cast<float>(1.0 / std::sqrt(var + eps));
-      rm[ch] = (1 - momentum) * rm[ch] + momentum * static_cast<float>(mu);
-      rv[ch] = (1 - momentum) * rv[ch] + momentum * static_cast<float>(ss / (m - 1));
+      rm[ch] = (1 - momentum) * rm[ch] + momentum * mean[ch];
+      rv[ch] = (1 - momentum) * rv[ch] + momentum * static_cast<float>(sq[0][ch] / (m - 1));
     }
   } else {
     for (int64_t ch = 0; ch < c; ++ch) {
@@ -50,66 +112,72 @@ Variable batch_norm2d(const Variable& x, const Variable& gamma, const Variable& 
   }
   Tensor g_t = gamma.defined() ? gamma.data().contiguous() : Tensor();
   Tensor b_t = beta.defined() ? beta.data().contiguous() : Tensor();
-  Tensor out = Tensor::empty(xs);
-  float* po = out.f32();
   const float* pg = g_t.defined() ? g_t.f32() : nullptr;
   const float* pb = b_t.defined() ? b_t.f32() : nullptr;
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
-    for (int64_t ch = 0; ch < c; ++ch) {
-      const float a = invstd[ch] * (pg ? pg[ch] : 1.f);
-      const float sh = (pb ? pb[ch] : 0.f) - mean[ch] * a;
-      const float* p = px + (i * c + ch) * hw;
-      float* q = po + (i * c + ch) * hw;
-      for (int64_t k = 0; k < hw; ++k) q[k] = p[k] * a + sh;
-    }
+  // y = x * a + b per channel, a = invstd * gamma, b = beta - mean * a.
+  std::vector<float> a_c(c), b_c(c);
+  for (int64_t ch = 0; ch < c; ++ch) {
+    a_c[ch] = invstd[ch] * (pg ? pg[ch] : 1.f);
+    b_c[ch] = (pb ? pb[ch] : 0.f) - mean[ch] * a_c[ch];
+  }
+  const std::vector<float> a = expand(a_c.data(), c, hw), b = expand(b_c.data(), c, hw);
+  Tensor out = Tensor::empty(xs);
+  float* po = out.f32();
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < n; ++r) {
+    const float* p = px + r * cols;
+    float* q = po + r * cols;
+    for (int64_t j = 0; j < cols; ++j) q[j] = p[j] * a[j] + b[j];
   }
   return make_result(
       std::move(out), {x, gamma, beta},
-      [xin, mean_t, invstd_t, g_t, training, n, c, hw, m](const Tensor& gout_in, GradSink& sink) {
+      [xin, mean_t, invstd_t, g_t, training, n, c, hw, m, cols](const Tensor& gout_in, GradSink& sink) {
         Tensor gout = gout_in.contiguous();
         const float* gy = gout.f32();
         const float* px = xin.f32();
         const float* mean = mean_t.f32();
         const float* invstd = invstd_t.f32();
         const float* pg = g_t.defined() ? g_t.f32() : nullptr;
-        // Per channel: sum(dy) and sum(dy * xhat).
-        std::vector<double> sdy(c), sdyx(c);
-#pragma omp parallel for schedule(static)
-        for (int64_t ch = 0; ch < c; ++ch) {
-          double a = 0, b = 0;
-          for (int64_t i = 0; i < n; ++i) {
-            const float* p = px + (i * c + ch) * hw;
-            const float* g = gy + (i * c + ch) * hw;
-            for (int64_t k = 0; k < hw; ++k) {
-              a += g[k];
-              b += g[k] * (p[k] - mean[ch]);
-            }
+        const std::vector<float> mu = expand(mean, c, hw);
+        const float* pmu = mu.data();
+        // Per channel: sum(dy) and sum(dy * (x - mean)).
+        std::vector<double> s[2];
+        channel_sums<2>(n, c, hw, [gy, px, pmu, cols](int64_t r, int64_t j0, int64_t len, float (&acc)[2][1024]) {
+          const float* g = gy + r * cols + j0;
+          const float* p = px + r * cols + j0;
+          const float* u = pmu + j0;
+          for (int64_t j = 0; j < len; ++j) {
+            acc[0][j] += g[j];
+            acc[1][j] += g[j] * (p[j] - u[j]);
           }
-          sdy[ch] = a;
-          sdyx[ch] = b * invstd[ch];
-        }
+        }, s);
+        std::vector<double> sdyx(c);
+        for (int64_t ch = 0; ch < c; ++ch) sdyx[ch] = s[1][ch] * invstd[ch];
         if (sink.needs(0)) {
+          // training: dx = gamma*is * (dy - mean(dy) - xhat * mean(dy*xhat)), xhat = (x - mean)*is,
+          //   = A*dy + B*(x - mean) + C with A = gamma*is, B = -A*is*k2, C = -A*k1;
+          // eval: dx = A*dy.
+          std::vector<float> A(c), B(c), C(c);
+          for (int64_t ch = 0; ch < c; ++ch) {
+            A[ch] = (pg ? pg[ch] : 1.f) * invstd[ch];
+            const float k1 = training ? static_cast<float>(s[0][ch] / m) : 0.f;
+            const float k2 = training ? static_cast<float>(sdyx[ch] / m) : 0.f;
+            B[ch] = -A[ch] * invstd[ch] * k2;
+            C[ch] = -A[ch] * k1;
+          }
+          const std::vector<float> ae = expand(A.data(), c, hw), be = expand(B.data(), c, hw),
+                                   ce = expand(C.data(), c, hw);
           Tensor gx = Tensor::empty(xin.shape());
           float* pgx = gx.f32();
-#pragma omp parallel for collapse(2) schedule(static)
-          for (int64_t i = 0; i < n; ++i) {
-            for (int64_t ch = 0; ch < c; ++ch) {
-              const float gam = pg ? pg[ch] : 1.f;
-              const float is = invstd[ch];
-              const float* p = px + (i * c + ch) * hw;
-              const float* g = gy + (i * c + ch) * hw;
-              float* q = pgx + (i * c + ch) * hw;
-              if (training) {
-                const float k1 = static_cast<float>(sdy[ch] / m);
-                const float k2 = static_cast<float>(sdyx[ch] / m);
-                for (int64_t k = 0; k < hw; ++k) {
-                  const float xhat = (p[k] - mean[ch]) * is;
-                  q[k] = gam * is * (g[k] - k1 - xhat * k2);
-                }
-              } else {
-                for (int64_t k = 0; k < hw; ++k) q[k] = g[k] * gam * is;
-              }
+#pragma omp parallel for schedule(static)
+          for (int64_t r = 0; r < n; ++r) {
+            const float* g = gy + r * cols;
+            const float* p = px + r * cols;
+            float* q = pgx + r * cols;
+            if (training) {
+              for (int64_t j = 0; j < cols; ++j) q[j] = ae[j] * g[j] + be[j] * (p[j] - pmu[j]) + ce[j];
+            } else {
+              for (int64_t j = 0; j < cols; ++j) q[j] = ae[j] * g[j];
             }
           }
           sink.add(0, std::move(gx));
@@ -121,7 +189,7 @@ Variable batch_norm2d(const Variable& x, const Variable& gamma, const Variable& 
         }
         if (sink.needs(2)) {
           Tensor gb = Tensor::empty({c});
-          for (int64_t ch = 0; ch < c; ++ch) gb.f32()[ch] = static_cast<float>(sdy[ch]);
+          for (int64_t ch = 0; ch < c; ++ch) gb.f32()[ch] = static_cast<float>(s[0][ch]);
           sink.add(2, std::move(gb));
         }
       },

@@ -26,15 +26,26 @@ __attribute__((noinline)) void fwd_default(const float* __restrict x, float* __r
   }
 }
 
+// Scale-gradient sums use kSumLanes double accumulators, element i going to lane i % kSumLanes
+// in element order, then the lanes added in order: the result depends on neither the vector
+// width nor the code path (both backward paths below use it), and the adds are no longer one
+// latency-bound dependency chain.
+constexpr int64_t kSumLanes = 8;
+
+double combine_lanes(const double* lanes) {
+  double s = 0;
+  for (int64_t j = 0; j < kSumLanes; ++j) s += lanes[j];
+  return s;
+}
+
 template <bool kDx>
 __attribute__((noinline)) double bwd_default(const float* __restrict x, const float* __restrict g, float* __restrict dx,
                                              int64_t len, float s, float zp, float qmin, float qmax, bool ste,
                                              bool inside_grad) {
-  // The element terms are computed vectorized into a small buffer, then added in element order
-  // (the order of the scalar path), so the sum does not depend on the vector width.
-  constexpr int64_t kChunk = 256;
+  // The element terms are computed vectorized into a small buffer, then added into the lanes.
+  constexpr int64_t kChunk = 256;  // a multiple of kSumLanes
   double terms[kChunk];
-  double acc = 0;
+  double lanes[kSumLanes] = {};
   const float in_w = inside_grad ? 1.f : 0.f;
   for (int64_t c0 = 0; c0 < len; c0 += kChunk) {
     const int64_t m = std::min(kChunk, len - c0);
@@ -50,9 +61,12 @@ __attribute__((noinline)) double bwd_default(const float* __restrict x, const fl
       const float term = pass ? in_w * ((q - zp) - (v - zp)) : (q - zp);
       terms[i] = static_cast<double>(gc[i]) * static_cast<double>(term);
     }
-    for (int64_t i = 0; i < m; ++i) acc += terms[i];
+    int64_t i = 0;
+    for (; i + kSumLanes <= m; i += kSumLanes)
+      for (int64_t j = 0; j < kSumLanes; ++j) lanes[j] += terms[i + j];
+    for (; i < m; ++i) lanes[i % kSumLanes] += terms[i];
   }
-  return acc;
+  return combine_lanes(lanes);
 }
 
 void fwd_segment(const float* x, float* y, int64_t len, float s, float zp, const FakeQuantElem& e) {
@@ -66,13 +80,13 @@ double bwd_segment(const float* x, const float* g, float* dx, int64_t len, float
     return dx ? bwd_default<true>(x, g, dx, len, s, zp, e.qmin, e.qmax, ste, inside_grad)
               : bwd_default<false>(x, g, dx, len, s, zp, e.qmin, e.qmax, ste, inside_grad);
   }
-  double sum = 0;
+  double lanes[kSumLanes] = {};
   for (int64_t i = 0; i < len; ++i) {
     const FakeQuantGrad r = fq_backward(x[i], g[i], s, zp, e, ste, inside_grad);
     if (dx) dx[i] = r.dx;
-    sum += r.ds;
+    lanes[i % kSumLanes] += r.ds;
   }
-  return sum;
+  return combine_lanes(lanes);
 }
 
 }  // namespace
