@@ -133,15 +133,16 @@ Variable abs_max(const Variable& x, int axis) {
         for_each_channel(g, [&](int64_t c, int64_t lo, int64_t hi) {
           for (int64_t i = lo; i < hi; ++i) ties[c] += std::fabs(px[i]) == m[c];
         });
-        Tensor gx = Tensor::zeros(xin.shape());
+        if (!sink.needs(0)) return;
+        // The arg-max elements only: added into the accumulated gradient in place.
+        float* gx = sink.buffer(0).f32();
         const float* pg = gout.contiguous().f32();
         for_each_channel(g, [&](int64_t c, int64_t lo, int64_t hi) {
           if (m[c] == 0.f) return;  // |x| is flat at 0: no gradient
           const float share = pg[c] / static_cast<float>(ties[c]);
           for (int64_t i = lo; i < hi; ++i)
-            if (std::fabs(px[i]) == m[c]) gx.f32()[i] = px[i] >= 0.f ? share : -share;
+            if (std::fabs(px[i]) == m[c]) gx[i] += px[i] >= 0.f ? share : -share;
         });
-        sink.add(0, std::move(gx));
       },
       "abs_max");
 }
@@ -182,10 +183,9 @@ Variable abs_percentile(const Variable& x, double q) {
   const float sign = p[at] >= 0.f ? 1.f : -1.f;
   return make_result(
       Tensor::full({1}, kth.v), {x},
-      [at, sign, shape = c.shape()](const Tensor& gout, GradSink& sink) {
-        Tensor gx = Tensor::zeros(shape);
-        gx.f32()[at] = sign * gout.contiguous().f32()[0];
-        sink.add(0, std::move(gx));
+      [at, sign](const Tensor& gout, GradSink& sink) {
+        // One element: added into the accumulated gradient in place (no dense tensor).
+        if (sink.needs(0)) sink.buffer(0).f32()[at] += sign * gout.contiguous().f32()[0];
       },
       "abs_percentile");
 }
