@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "kernels/cpu/conv_direct.h"
 #include "kernels/cpu/depthwise.h"
 #include "kernels/cpu/onednn_context.h"
 
@@ -48,11 +49,14 @@ ConvPrims make_prims(const Conv2dGeometry& g) {
   p.fwd_pd = dnnl::convolution_forward::primitive_desc(fd, ctx.engine);
   p.fwd = dnnl::convolution_forward(p.fwd_pd);
   // With very few input channels (not depthwise) the blocked backward-data kernels are pathologically slow
-  // (ic = 1: ~25x slower than the forward); a plain-layout diff_src selects a gemm-based one.
-  const memory::desc dsrc_md = (g.groups == 1 && g.c_in < 4) ? p.src_md : src_any;
-  dnnl::convolution_backward_data::desc bd(alg, dsrc_md, w_any, dst_any, strides, dil, pl, pr);
-  p.bwd_data_pd = dnnl::convolution_backward_data::primitive_desc(bd, ctx.engine, p.fwd_pd);
-  p.bwd_data = dnnl::convolution_backward_data(p.bwd_data_pd);
+  // (ic = 1: ~25x slower than the forward) and the gemm-based one with a plain diff_src is slow
+  // too: conv2d_backward_data uses our direct kernel there (conv_direct.h), and the primitive
+  // below is only built for the other shapes.
+  if (!use_direct_backward_data(g)) {
+    dnnl::convolution_backward_data::desc bd(alg, src_any, w_any, dst_any, strides, dil, pl, pr);
+    p.bwd_data_pd = dnnl::convolution_backward_data::primitive_desc(bd, ctx.engine, p.fwd_pd);
+    p.bwd_data = dnnl::convolution_backward_data(p.bwd_data_pd);
+  }
   dnnl::convolution_backward_weights::desc wd(alg, src_any, w_any, p.b_md, dst_any, strides, dil, pl, pr);
   p.bwd_w_pd = dnnl::convolution_backward_weights::primitive_desc(wd, ctx.engine, p.fwd_pd);
   p.bwd_w = dnnl::convolution_backward_weights(p.bwd_w_pd);
@@ -103,6 +107,7 @@ void conv2d_forward(const Conv2dGeometry& g, const float* src, const float* w, c
 }
 
 void conv2d_backward_data(const Conv2dGeometry& g, const float* diff_dst, const float* w, float* diff_src) {
+  if (use_direct_backward_data(g)) return direct_backward_data(g, diff_dst, w, diff_src);
   ConvPrims& p = prims_for(g);
   auto& s = onednn().stream;
   memory dsrc_user = wrap(p.src_md, diff_src);

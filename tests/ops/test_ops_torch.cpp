@@ -138,6 +138,12 @@ INSTANTIATE_TEST_SUITE_P(
         ConvCase{"same_stride1", 4, 8, 12, 12, 16, 3, 3, 1, 1, 0, 0, 1, 1, 1, true, true},
         ConvCase{"same_stride2_even", 4, 8, 16, 16, 16, 3, 3, 2, 2, 0, 0, 1, 1, 1, true, true},
         ConvCase{"same_stride2_odd", 4, 8, 15, 13, 16, 3, 3, 2, 2, 0, 0, 1, 1, 1, true, true},
+        // C_in < 4: our direct backward-data kernel (kernels/cpu/conv_direct.h)
+        ConvCase{"cin1_k5_pad2", 4, 1, 28, 28, 6, 5, 5, 1, 1, 2, 2, 1, 1, 1, false, true},
+        ConvCase{"cin3_dilated_rect", 3, 3, 13, 37, 5, 3, 5, 1, 1, 1, 3, 2, 2, 1, false, true},
+        ConvCase{"cin3_stride2", 4, 3, 15, 17, 8, 3, 3, 2, 2, 1, 1, 1, 1, 1, false, false},
+        ConvCase{"cin2_same_stride1", 2, 2, 9, 11, 4, 4, 4, 1, 1, 0, 0, 1, 1, 1, true, true},
+        ConvCase{"cin1_same_stride2", 2, 1, 9, 11, 4, 3, 3, 2, 2, 0, 0, 1, 1, 1, true, true},
         ConvCase{"same_even_kernel", 4, 8, 11, 11, 8, 4, 4, 1, 1, 0, 0, 1, 1, 1, true, false},
         ConvCase{"same_k5_stride2", 4, 8, 14, 15, 8, 5, 5, 2, 2, 0, 0, 1, 1, 1, true, true},
         ConvCase{"same_dilated", 4, 8, 12, 13, 8, 3, 3, 1, 1, 0, 0, 2, 2, 1, true, true},
