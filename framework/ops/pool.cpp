@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -26,26 +27,64 @@ PoolGeom pool_geometry(const Shape& xs, const Pool2dOptions& o, const char* name
 }
 
 // 2x2 / stride 2 / no padding max pool of one plane without NaNs: the first maximum wins, as in
-// the generic loop. Separate, restrict-qualified and with 32-bit counters so it vectorizes.
-__attribute__((noinline)) void max_pool_2x2_plane(const float* __restrict src, float* __restrict dst, int32_t* __restrict arg, int64_t h,
-                        int64_t w, int64_t ho, int64_t wo) {
-  const int32_t w32 = static_cast<int32_t>(w), wo32 = static_cast<int32_t>(wo);
+// the generic loop. 16 outputs at a time: 32 columns of the two input rows are loaded and split
+// into even and odd columns (the four window positions), so rows as short as LeNet's 28 and
+// 10 columns still run in vector registers (GCC/Clang vector extensions).
+constexpr int kPoolLanes = 16;
+typedef float PoolF __attribute__((vector_size(kPoolLanes * sizeof(float))));
+typedef int32_t PoolI __attribute__((vector_size(kPoolLanes * sizeof(int32_t))));
+
+inline PoolF even_lanes(PoolF a, PoolF b) {
+#if defined(__clang__)
+  return __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+#else
+  return __builtin_shuffle(a, b, PoolI{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30});
+#endif
+}
+inline PoolF odd_lanes(PoolF a, PoolF b) {
+#if defined(__clang__)
+  return __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+#else
+  return __builtin_shuffle(a, b, PoolI{1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31});
+#endif
+}
+
+__attribute__((noinline)) void max_pool_2x2_plane(const float* __restrict src, float* __restrict dst,
+                                                  int32_t* __restrict arg, int64_t w, int64_t ho, int64_t wo) {
+  const PoolI lane2 = PoolI{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+  const int32_t w32 = static_cast<int32_t>(w);
   for (int64_t oy = 0; oy < ho; ++oy) {
     const float* r0 = src + 2 * oy * w;
     const float* r1 = r0 + w;
-    const int32_t base = static_cast<int32_t>(2 * oy * w);
-    float* d = dst + oy * wo;
-    int32_t* a = arg + oy * wo;
-    for (int32_t ox = 0; ox < wo32; ++ox) {
-      const float v0 = r0[2 * ox], v1 = r0[2 * ox + 1], v2 = r1[2 * ox], v3 = r1[2 * ox + 1];
-      const float m01 = v1 > v0 ? v1 : v0, m23 = v3 > v2 ? v3 : v2;
-      const float m = m23 > m01 ? m23 : m01;
-      const int32_t c = base + 2 * ox;
-      d[ox] = m;
-      a[ox] = v0 == m ? c : (v1 == m ? c + 1 : (v2 == m ? c + w32 : c + w32 + 1));
+    for (int64_t k0 = 0; k0 < wo; k0 += kPoolLanes) {
+      const int64_t valid = std::min<int64_t>(kPoolLanes, wo - k0);
+      PoolF a[2], b[2];
+      if (valid == kPoolLanes) {
+        std::memcpy(a, r0 + 2 * k0, sizeof a);
+        std::memcpy(b, r1 + 2 * k0, sizeof b);
+      } else {  // the last outputs of the row: only 2 * valid columns exist
+        float ta[2 * kPoolLanes], tb[2 * kPoolLanes];
+        std::fill_n(ta, 2 * kPoolLanes, 0.f);
+        std::fill_n(tb, 2 * kPoolLanes, 0.f);
+        std::copy_n(r0 + 2 * k0, 2 * valid, ta);
+        std::copy_n(r1 + 2 * k0, 2 * valid, tb);
+        std::memcpy(a, ta, sizeof a);
+        std::memcpy(b, tb, sizeof b);
+      }
+      const PoolF v0 = even_lanes(a[0], a[1]), v1 = odd_lanes(a[0], a[1]);
+      const PoolF v2 = even_lanes(b[0], b[1]), v3 = odd_lanes(b[0], b[1]);
+      const PoolF m01 = v1 > v0 ? v1 : v0, m23 = v3 > v2 ? v3 : v2;
+      const PoolF m = m23 > m01 ? m23 : m01;
+      const PoolI c = lane2 + static_cast<int32_t>(2 * oy * w + 2 * k0);
+      const PoolI at = v0 == m ? c : (v1 == m ? c + 1 : (v2 == m ? c + w32 : c + w32 + 1));
+      float mo[kPoolLanes];
+      int32_t ao[kPoolLanes];
+      std::memcpy(mo, &m, sizeof mo);
+      std::memcpy(ao, &at, sizeof ao);
+      std::copy_n(mo, valid, dst + oy * wo + k0);
+      std::copy_n(ao, valid, arg + oy * wo + k0);
     }
   }
-  (void)h;
 }
 
 bool plane_has_nan(const float* __restrict p, int64_t n) {
@@ -84,7 +123,7 @@ Variable max_pool2d(const Variable& x, const Pool2dOptions& o) {
     float* dst = po + p * g.ho * g.wo;
     int32_t* arg = pa + p * g.ho * g.wo;
     if (fast2x2 && !plane_has_nan(src, g.h * g.w)) {  // the common case (a NaN takes the generic path)
-      max_pool_2x2_plane(src, dst, arg, g.h, g.w, g.ho, g.wo);
+      max_pool_2x2_plane(src, dst, arg, g.w, g.ho, g.wo);
       continue;
     }
     for (int64_t oy = 0; oy < g.ho; ++oy) {

@@ -7,6 +7,8 @@
 // at most 1e-4 for every compared tensor.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <functional>
 #include <map>
 #include <sstream>
@@ -323,12 +325,38 @@ TEST_P(PoolVsTorch, ForwardBackward) {
   EXPECT_MATCHES(x.grad(), t["gx"], "input grad");
 }
 
+// Ties (quantized activations have many): the first maximum of the window gets the gradient,
+// in PyTorch's order (row-major within the window).
+TEST(Ops, MaxPoolTiesVsTorch) {
+  LB_REQUIRE_TORCH();
+  Rng rng(401);
+  for (int64_t w : {28, 40}) {
+    Tensor xt = lt::random_tensor({2, 3, 8, w}, rng, -1.5f, 2.5f);
+    for (int64_t i = 0; i < xt.numel(); ++i) xt.f32()[i] = std::floor(xt.f32()[i]);  // values -2..2
+    ops::Pool2dOptions o;
+    o.kernel_h = o.kernel_w = o.stride_h = o.stride_w = 2;
+    Variable x(xt, true);
+    Variable y = ops::max_pool2d(x, o);
+    const Tensor r = lt::random_tensor(y.shape(), rng);
+    y.backward(r);
+    auto t = lt::run_torch("x = load('x').requires_grad_()\ny = F.max_pool2d(x, 2, 2)\ny.backward(load('r'))\n"
+                           "save('y', y); save('gx', x.grad)\n",
+                           {{"x", x.data()}, {"r", r}}, {"y", "gx"});
+    EXPECT_MATCHES(y.data(), t["y"], "output");
+    EXPECT_MATCHES(x.grad(), t["gx"], "input grad (first maximum of each window)");
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Ops, PoolVsTorch,
     ::testing::Values(
         //       name                         max   n  c   h   w  kh kw sh sw ph pw incl
         PoolCase{"max_2x2", true, 4, 8, 12, 12, 2, 2, 2, 2, 0, 0, true},
         PoolCase{"max_2x2_odd_input", true, 4, 8, 13, 11, 2, 2, 2, 2, 0, 0, true},
+        PoolCase{"max_2x2_lenet_28", true, 3, 6, 28, 28, 2, 2, 2, 2, 0, 0, true},
+        PoolCase{"max_2x2_wide_70", true, 2, 3, 6, 70, 2, 2, 2, 2, 0, 0, true},
+        PoolCase{"max_2x2_exact_32", true, 2, 3, 4, 32, 2, 2, 2, 2, 0, 0, true},
+        PoolCase{"max_2x2_odd_wide_37", true, 2, 3, 5, 37, 2, 2, 2, 2, 0, 0, true},
         PoolCase{"max_3x3_s2_pad1", true, 4, 8, 13, 13, 3, 3, 2, 2, 1, 1, true},
         PoolCase{"max_3x3_s1_pad1", true, 4, 8, 10, 12, 3, 3, 1, 1, 1, 1, true},
         PoolCase{"max_rect_pad", true, 4, 8, 12, 15, 2, 3, 2, 3, 1, 1, true},
