@@ -50,20 +50,23 @@ Variable conv2d(const Variable& x, const Variable& w, const Variable& b, const C
   Tensor xin = x.data().contiguous();
   Tensor win = w.data().contiguous();
   Tensor out = Tensor::empty({g.n, g.c_out, g.h_out, g.w_out});
-  kernels::cpu::conv2d_forward(g, xin.f32(), win.f32(), g.has_bias ? b.data().contiguous().f32() : nullptr, out.f32());
+  kernels::cpu::ConvSavedInput kept;
+  kernels::cpu::conv2d_forward(g, xin.f32(), win.f32(), g.has_bias ? b.data().contiguous().f32() : nullptr, out.f32(),
+                               w.requires_grad() && grad_enabled() ? &kept : nullptr);
+  // The backward keeps the reordered input instead of the plain one where it can.
+  if (!kernels::cpu::needs_plain_input(g, kept)) xin = Tensor();
   return make_result(
       std::move(out), {x, w, b},
-      [g, xin, win](const Tensor& gout_in, GradSink& sink) {
+      [g, xin, win, kept](const Tensor& gout_in, GradSink& sink) {
         Tensor gout = gout_in.contiguous();
-        if (sink.needs(0)) {
-          Tensor gx = Tensor::empty(xin.shape());
-          kernels::cpu::conv2d_backward_data(g, gout.f32(), win.f32(), gx.f32());
-          sink.add(0, std::move(gx));
-        }
-        if (sink.needs(1) || sink.needs(2)) {
-          Tensor gw = Tensor::empty(win.shape());
-          Tensor gb = g.has_bias ? Tensor::empty({g.c_out}) : Tensor();
-          kernels::cpu::conv2d_backward_weights(g, xin.f32(), gout.f32(), gw.f32(), g.has_bias ? gb.f32() : nullptr);
+        const bool dx = sink.needs(0), dw = sink.needs(1) || sink.needs(2);
+        Tensor gx = dx ? Tensor::empty({g.n, g.c_in, g.h_in, g.w_in}) : Tensor();
+        Tensor gw = dw ? Tensor::empty(win.shape()) : Tensor();
+        Tensor gb = dw && g.has_bias ? Tensor::empty({g.c_out}) : Tensor();
+        kernels::cpu::conv2d_backward(g, xin.defined() ? xin.f32() : nullptr, kept, gout.f32(), win.f32(),
+                                      dx ? gx.f32() : nullptr, dw ? gw.f32() : nullptr, gb.defined() ? gb.f32() : nullptr);
+        if (dx) sink.add(0, std::move(gx));
+        if (dw) {
           sink.add(1, std::move(gw));
           if (g.has_bias) sink.add(2, std::move(gb));
         }

@@ -1,6 +1,7 @@
 #include "kernels/cpu/conv2d.h"
 
 #include <string>
+#include <unordered_map>
 
 #include "kernels/cpu/conv_direct.h"
 #include "kernels/cpu/depthwise.h"
@@ -92,43 +93,60 @@ void copy_back(memory result, memory user) {
 
 }  // namespace
 
-void conv2d_forward(const Conv2dGeometry& g, const float* src, const float* w, const float* bias, float* dst) {
+void conv2d_forward(const Conv2dGeometry& g, const float* src, const float* w, const float* bias, float* dst,
+                    ConvSavedInput* keep) {
   ConvPrims& p = prims_for(g);
   auto& s = onednn().stream;
   memory dst_user = wrap(p.dst_md, dst);
   memory dst_m = out_buffer(dst_user, p.fwd_pd.dst_desc());
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, to_layout(wrap(p.src_md, src), p.fwd_pd.src_desc())},
+  memory src_m = to_layout(wrap(p.src_md, src), p.fwd_pd.src_desc());
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src_m},
                                        {DNNL_ARG_WEIGHTS, to_layout(wrap(p.w_md, w), p.fwd_pd.weights_desc())},
                                        {DNNL_ARG_DST, dst_m}};
   if (g.has_bias) args.emplace(DNNL_ARG_BIAS, wrap(p.b_md, bias));
   p.fwd.execute(s, args);
   copy_back(dst_m, dst_user);
   s.wait();
+  // Keep the reordered copy when backward-weights (oneDNN's) reads that same layout.
+  if (keep && !p.own_depthwise_bwd_w && src_m.get_desc() != p.src_md && src_m.get_desc() == p.bwd_w_pd.src_desc())
+    keep->mem = std::make_shared<memory>(std::move(src_m));
 }
 
-void conv2d_backward_data(const Conv2dGeometry& g, const float* diff_dst, const float* w, float* diff_src) {
-  if (use_direct_backward_data(g)) return direct_backward_data(g, diff_dst, w, diff_src);
+bool needs_plain_input(const Conv2dGeometry& g, const ConvSavedInput& kept) {
+  return kept.empty() || prims_for(g).own_depthwise_bwd_w;
+}
+
+void conv2d_backward(const Conv2dGeometry& g, const float* src, const ConvSavedInput& kept, const float* diff_dst,
+                     const float* w, float* diff_src, float* diff_w, float* diff_bias) {
   ConvPrims& p = prims_for(g);
   auto& s = onednn().stream;
-  memory dsrc_user = wrap(p.src_md, diff_src);
-  memory dsrc_m = out_buffer(dsrc_user, p.bwd_data_pd.diff_src_desc());
-  p.bwd_data.execute(s, {{DNNL_ARG_DIFF_DST, to_layout(wrap(p.dst_md, diff_dst), p.bwd_data_pd.diff_dst_desc())},
-                         {DNNL_ARG_WEIGHTS, to_layout(wrap(p.w_md, w), p.bwd_data_pd.weights_desc())},
-                         {DNNL_ARG_DIFF_SRC, dsrc_m}});
-  copy_back(dsrc_m, dsrc_user);
-  s.wait();
-}
-
-void conv2d_backward_weights(const Conv2dGeometry& g, const float* src, const float* diff_dst, float* diff_w,
-                             float* diff_bias) {
-  ConvPrims& p = prims_for(g);
+  const memory dd_user = wrap(p.dst_md, diff_dst);
+  memory dd_data;  // diff_dst in the backward-data layout, reused by backward-weights when equal
+  if (diff_src) {
+    if (use_direct_backward_data(g)) {
+      direct_backward_data(g, diff_dst, w, diff_src);
+    } else {
+      memory dsrc_user = wrap(p.src_md, diff_src);
+      memory dsrc_m = out_buffer(dsrc_user, p.bwd_data_pd.diff_src_desc());
+      dd_data = to_layout(dd_user, p.bwd_data_pd.diff_dst_desc());
+      p.bwd_data.execute(s, {{DNNL_ARG_DIFF_DST, dd_data},
+                             {DNNL_ARG_WEIGHTS, to_layout(wrap(p.w_md, w), p.bwd_data_pd.weights_desc())},
+                             {DNNL_ARG_DIFF_SRC, dsrc_m}});
+      copy_back(dsrc_m, dsrc_user);
+      s.wait();
+    }
+  }
+  if (!diff_w) return;
   if (p.own_depthwise_bwd_w) return depthwise_backward_weights(g, src, diff_dst, diff_w, diff_bias);
-  auto& s = onednn().stream;
   memory dw_user = wrap(p.w_md, diff_w);
   memory dw_m = out_buffer(dw_user, p.bwd_w_pd.diff_weights_desc());
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, to_layout(wrap(p.src_md, src), p.bwd_w_pd.src_desc())},
-                                       {DNNL_ARG_DIFF_DST, to_layout(wrap(p.dst_md, diff_dst), p.bwd_w_pd.diff_dst_desc())},
-                                       {DNNL_ARG_DIFF_WEIGHTS, dw_m}};
+  const memory::desc& want_dd = p.bwd_w_pd.diff_dst_desc();
+  memory dd_w = dd_data && dd_data.get_desc() == want_dd ? dd_data : to_layout(dd_user, want_dd);
+  const auto* kept_src = static_cast<const memory*>(kept.mem.get());
+  memory src_w = kept_src && kept_src->get_desc() == p.bwd_w_pd.src_desc()
+                     ? *kept_src
+                     : to_layout(wrap(p.src_md, src), p.bwd_w_pd.src_desc());
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src_w}, {DNNL_ARG_DIFF_DST, dd_w}, {DNNL_ARG_DIFF_WEIGHTS, dw_m}};
   if (g.has_bias) args.emplace(DNNL_ARG_DIFF_BIAS, wrap(p.b_md, diff_bias));
   p.bwd_w.execute(s, args);
   copy_back(dw_m, dw_user);

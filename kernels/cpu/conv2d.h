@@ -3,6 +3,7 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <memory>
 
 namespace lowbit::kernels::cpu {
 
@@ -21,12 +22,23 @@ struct Conv2dGeometry {
   }
 };
 
-// dst = conv(src, w) + bias. bias may be null when !has_bias.
-void conv2d_forward(const Conv2dGeometry& g, const float* src, const float* w, const float* bias, float* dst);
-// diff_src = conv_transpose(diff_dst, w). Overwrites diff_src.
-void conv2d_backward_data(const Conv2dGeometry& g, const float* diff_dst, const float* w, float* diff_src);
-// diff_w (and diff_bias when non-null) from src and diff_dst. Overwrites both.
-void conv2d_backward_weights(const Conv2dGeometry& g, const float* src, const float* diff_dst, float* diff_w,
-                             float* diff_bias);
+// The forward's input already in the (blocked) layout the backward-weights kernel reads, kept
+// by the op from forward to backward so the input is not reordered a second time. Empty when
+// that layout is the plain one (or our own kernel runs): the backward then takes the plain input.
+struct ConvSavedInput {
+  std::shared_ptr<void> mem;  // a dnnl::memory owning its buffer
+  bool empty() const { return mem == nullptr; }
+};
 
+// dst = conv(src, w) + bias. bias may be null when !has_bias. With `keep`, the reordered input
+// is handed out for conv2d_backward.
+void conv2d_forward(const Conv2dGeometry& g, const float* src, const float* w, const float* bias, float* dst,
+                    ConvSavedInput* keep = nullptr);
+// Both backward passes of one step with diff_dst reordered once for both: diff_src (null to
+// skip) and diff_w / diff_bias (diff_w null to skip). src is the plain input (may be null when
+// `kept` holds it and no kernel of ours needs the plain one: see needs_plain_input).
+void conv2d_backward(const Conv2dGeometry& g, const float* src, const ConvSavedInput& kept, const float* diff_dst,
+                     const float* w, float* diff_src, float* diff_w, float* diff_bias);
+// Whether conv2d_backward still reads the plain input when conv2d_forward kept `kept`.
+bool needs_plain_input(const Conv2dGeometry& g, const ConvSavedInput& kept);
 }  // namespace lowbit::kernels::cpu
