@@ -133,6 +133,11 @@ INSTANTIATE_TEST_SUITE_P(
         ConvCase{"grouped4", 4, 16, 10, 10, 8, 3, 3, 1, 1, 1, 1, 1, 1, 4, false, true},
         ConvCase{"depthwise", 4, 16, 12, 12, 16, 3, 3, 1, 1, 1, 1, 1, 1, 16, false, true},
         ConvCase{"depthwise_stride2", 4, 16, 13, 13, 16, 3, 3, 2, 2, 1, 1, 1, 1, 16, false, false},
+        // tiny maps with many channels (MobileNet's last stages): oneDNN 2.6 picks a gemm kernel
+        // for the weight gradient and our own depthwise_backward_weights runs instead
+        ConvCase{"depthwise_2x2_pad1", 8, 256, 2, 2, 256, 3, 3, 1, 1, 1, 1, 1, 1, 256, false, true},
+        ConvCase{"depthwise_2x2_same_stride2", 8, 256, 2, 2, 256, 3, 3, 2, 2, 0, 0, 1, 1, 256, true, true},
+        ConvCase{"depthwise_1x1_pad1", 8, 512, 1, 1, 512, 3, 3, 1, 1, 1, 1, 1, 1, 512, false, false},
         ConvCase{"depthwise_mult2", 4, 8, 12, 12, 16, 3, 3, 1, 1, 1, 1, 1, 1, 8, false, true},
         ConvCase{"no_bias", 4, 8, 12, 12, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, false, false},
         ConvCase{"pointwise", 8, 16, 10, 10, 8, 1, 1, 1, 1, 0, 0, 1, 1, 1, false, true},
