@@ -109,6 +109,15 @@ const std::map<std::string, std::function<QuantizerConfig()>>& registry() {
          c.channel_axis = 1;
          return c;
        }},
+      {"PerLayerAsymPACT",
+       [] {  // Rusci et al. 2019: learned asymmetric clipping bounds per layer, unsigned integers + zero point
+         auto c = weight_base("PerLayerAsymPACT");
+         c.is_signed = false;
+         c.narrow = false;
+         c.asym_clip = true;
+         c.ste_clamp = true;
+         return c;
+       }},
       {"Int8WeightLSQ",
        [] {  // LSQ (Esser et al. 2020): learned scale s itself, gradient scaled by 1/sqrt(N * qmax)
          auto c = weight_base("Int8WeightLSQ");
@@ -262,6 +271,7 @@ QuantizerConfig parse_quantizer(const YAML::Node& node, const io::YamlSource& sr
     else if (k == "binary_clip") c.binary_clip = static_cast<float>(number());
     else if (k == "ternary_threshold") c.ternary_threshold = static_cast<float>(number());
     else if (k == "learned_bits") c.learned_bits = boolean();
+    else if (k == "asym_clip") c.asym_clip = boolean();
     else if (k == "weight_decay") {
       c.weight_decay = number();
       LB_CHECK(c.weight_decay >= 0 && std::isfinite(c.weight_decay), src.where(v, kk), ": ", kk, ": weight decay must be a ",
@@ -274,7 +284,7 @@ QuantizerConfig parse_quantizer(const YAML::Node& node, const io::YamlSource& sr
       static const std::vector<std::string> keys{"preset", "bits", "signed", "narrow", "per_channel", "scale_impl", "stat",
                                                  "percentile", "std_k", "restrict", "rounding", "reciprocal", "zero_point",
                                                  "ste_clamp", "scale_init", "collect_steps", "momentum", "lsq_grad_scale",
-                                                 "binary_clip", "ternary_threshold", "learned_bits", "external_scale", "weight_decay",
+                                                 "binary_clip", "ternary_threshold", "learned_bits", "external_scale", "weight_decay", "asym_clip",
                                                  "min_val", "max_val"};
       LB_FAIL(src.where(it->first, kk), ": ", key, ": unknown quantizer option '", k, "' (options: ", io::closest_names(k, keys), ")");
     }

@@ -114,6 +114,54 @@ Variable binary_quant(const Variable& x, const Variable& scale, int axis, float 
       "binary_quant");
 }
 
+Variable clip_learned(const Variable& x, const Variable& lo, const Variable& hi, int axis) {
+  const kernels::cpu::FakeQuantGeometry g = geometry(x.shape(), axis);
+  check_scale(x.shape(), lo, axis, "clip_learned (lower bound)");
+  check_scale(x.shape(), hi, axis, "clip_learned (upper bound)");
+  Tensor xin = x.data().contiguous();
+  Tensor l = lo.data().contiguous(), h = hi.data().contiguous();
+  for (int64_t c = 0; c < g.channels; ++c)
+    LB_CHECK(l.f32()[c] < h.f32()[c], "clip_learned: lower bound ", l.f32()[c], " is not below the upper bound ",
+             h.f32()[c], " (channel ", c, ")");
+  Tensor out = Tensor::empty(xin.shape());
+  const float* px = xin.f32();
+  float* po = out.f32();
+  for_each_channel(g, [&](int64_t c, int64_t b, int64_t e) {
+    const float lc = l.f32()[c], hc = h.f32()[c];
+    for (int64_t i = b; i < e; ++i) po[i] = px[i] < lc ? lc : (px[i] > hc ? hc : px[i]);
+  });
+  return make_result(
+      std::move(out), {x, lo, hi},
+      [g, xin, l, h](const Tensor& gout_in, GradSink& sink) {
+        const Tensor gout = gout_in.contiguous();
+        const float* px = xin.f32();
+        const float* pg = gout.f32();
+        Tensor gx = sink.needs(0) ? Tensor::empty(xin.shape()) : Tensor();
+        std::vector<double> dlo(g.channels, 0.0), dhi(g.channels, 0.0);
+        for_each_channel(g, [&](int64_t c, int64_t b, int64_t e) {
+          const float lc = l.f32()[c], hc = h.f32()[c];
+          double sl = 0, sh = 0;
+          for (int64_t i = b; i < e; ++i) {
+            const bool below = px[i] < lc, above = px[i] > hc;
+            if (gx.defined()) gx.f32()[i] = below || above ? 0.f : pg[i];
+            sl += below ? pg[i] : 0.0;
+            sh += above ? pg[i] : 0.0;
+          }
+          dlo[c] += sl;
+          dhi[c] += sh;
+        });
+        if (gx.defined()) sink.add(0, std::move(gx));
+        auto to_tensor = [&](const std::vector<double>& v) {
+          Tensor t = Tensor::empty({g.channels});
+          for (int64_t c = 0; c < g.channels; ++c) t.f32()[c] = static_cast<float>(v[c]);
+          return t;
+        };
+        if (sink.needs(1)) sink.add(1, to_tensor(dlo));
+        if (sink.needs(2)) sink.add(2, to_tensor(dhi));
+      },
+      "clip_learned");
+}
+
 Variable abs_max(const Variable& x, int axis) {
   const kernels::cpu::FakeQuantGeometry g = geometry(x.shape(), axis);
   Tensor xin = x.data().contiguous();

@@ -35,6 +35,12 @@ void min_max(const Tensor& x, int axis, Tensor& mn, Tensor& mx);
 // mean(|x|) + k * std(|x|) (unbiased std) over all of x or per slice of axis -> (C), differentiable.
 Variable abs_mean_k_std(const Variable& x, int axis, double k);
 
+// Learned asymmetric clipping (PerLayerAsymPACT, Rusci et al.): y = clamp(x, lo_c, hi_c) per
+// channel of `axis` (or per tensor, axis -1; lo and hi have one value per channel), with PACT's
+// straight-through gradients: dx = g where lo <= x <= hi, dlo = sum of g where x < lo,
+// dhi = sum of g where x > hi (torch.clamp's gradients with tensor bounds).
+Variable clip_learned(const Variable& x, const Variable& lo, const Variable& hi, int axis);
+
 // Elementwise helpers on small scale tensors.
 Variable div_scalar(const Variable& x, float d);     // true division (bit-exact with Brevitas)
 Variable abs_sign_grad(const Variable& x);            // |x|, gradient sign(x) with sign(0) = +1

@@ -62,6 +62,13 @@ void validate(const QuantizerConfig& c, const std::string& where) {
     LB_CHECK(!c.external_scale, where, ": a bias with an external scale has a fixed bit width (learned_bits: false)");
     LB_CHECK(!c.zero_point, where, ": a learned bit width is symmetric (no zero point)");
   }
+  if (c.asym_clip) {
+    LB_CHECK(c.type == QuantType::integer && !c.is_signed, where,
+             ": asymmetric clipping (asym_clip) quantizes to unsigned integers with a zero point (signed: false)");
+    LB_CHECK(!c.pact && !c.lsq && !c.learned_bits && !c.zero_point && !c.external_scale, where,
+             ": asym_clip has its own learned bounds and zero point; it does not combine with pact, lsq, learned_bits, "
+             "zero_point or external_scale");
+  }
   if (c.external_scale) {
     LB_CHECK(c.type == QuantType::integer && !c.pact, where, ": an external (input x weight) scale needs an integer quantizer");
     LB_CHECK(!c.zero_point, where, ": an external (input x weight) scale has no zero point");
@@ -85,6 +92,11 @@ Quantizer::Quantizer(QuantizerConfig cfg, int64_t channels) : cfg_(std::move(cfg
       (cfg_.scale_impl == ScaleImpl::running_stats || cfg_.scale_impl == ScaleImpl::parameter_from_stats)) {
     stat_buffer_ = register_buffer("stat_buffer", Tensor::zeros({c}));
     counter_ = register_buffer("collect_count", Tensor::zeros({1}, DType::s32));
+  }
+  if (cfg_.asym_clip) {
+    clip_lo_ = register_parameter("clip_lo", Tensor::full({c}, -1.f));
+    clip_hi_ = register_parameter("clip_hi", Tensor::full({c}, 1.f));
+    clip_init_ = register_buffer("clip_init", Tensor::zeros({1}, DType::s32));
   }
   if (cfg_.learned_bits) bit_offset_ = register_parameter("bit_offset", Tensor::full({1}, static_cast<float>(cfg_.bits - 2)));
 }
@@ -293,7 +305,44 @@ void Quantizer::record_meta(const Variable& s, const Tensor& zp, const Range& r,
   meta_.why.clear();
 }
 
+Variable Quantizer::forward_asym_clip(const Variable& x) {
+  int32_t& done = clip_init_->data<int32_t>()[0];
+  if (!done) {  // the bounds start at the tensor's range, with 0 inside it (0 stays exact)
+    Tensor mn, mx;
+    min_max(x.data(), axis_, mn, mx);
+    LB_CHECK(mn.numel() == clip_lo_.numel(), describe(), ": ", mn.numel(), " channels but ", clip_lo_.numel(),
+             " clipping bounds");
+    for (int64_t i = 0; i < mn.numel(); ++i) {
+      float lo = std::min(mn.f32()[i], 0.f), hi = std::max(mx.f32()[i], 0.f);
+      if (!(hi > lo)) hi = lo + 1e-8f;  // an all-zero tensor
+      clip_lo_.data().f32()[i] = lo;
+      clip_hi_.data().f32()[i] = hi;
+    }
+    done = 1;
+  }
+  const Range r = range();
+  Variable xc = clip_learned(x, clip_lo_, clip_hi_, axis_);
+  const Tensor lo = clip_lo_.data().contiguous(), hi = clip_hi_.data().contiguous();
+  Tensor s = Tensor::empty(lo.shape()), zp = Tensor::empty(lo.shape());
+  for (int64_t i = 0; i < s.numel(); ++i) {
+    s.f32()[i] = (hi.f32()[i] - lo.f32()[i]) / r.qmax;
+    zp.f32()[i] = std::nearbyint(-lo.f32()[i] / s.f32()[i]);
+  }
+  check_scale(Variable(s));
+  FakeQuantSpec spec;
+  spec.elem.qmin = r.qmin;
+  spec.elem.qmax = r.qmax;
+  spec.elem.rounding = cfg_.rounding;
+  spec.elem.reciprocal = cfg_.reciprocal;
+  spec.axis = axis_;
+  spec.ste_clamp = true;  // x is already clipped: the bounds' gradients come from clip_learned
+  Variable y = fake_quant(xc, Variable(s), zp, spec);  // s has no gradient (Rusci et al.: scale from the bounds' values)
+  record_meta(Variable(s), zp, r, x.shape(), axis_);
+  return y;
+}
+
 Variable Quantizer::forward(const Variable& x) {
+  if (cfg_.asym_clip) return forward_asym_clip(x);
   LB_CHECK(!cfg_.external_scale, describe(),
            ": this quantizer takes its scale from the layer's input and weight scales (a bias quantizer); it cannot "
            "quantize a tensor on its own");
@@ -316,6 +365,8 @@ Variable Quantizer::forward_with_scale(const Variable& x, const Variable& scale)
 
 std::vector<Variable> Quantizer::forward_shared(const std::vector<Variable>& xs) {
   LB_CHECK(!xs.empty(), describe(), ": shared quantization of no tensors");
+  LB_CHECK(!cfg_.asym_clip, describe(), ": asymmetric clipping (asym_clip) is a weight quantizer; it cannot be shared by ",
+           "the inputs of an add or a concat");
   LB_CHECK(axis_ < 0, describe(), ": a quantizer shared by the inputs of an add or a concat needs a per-tensor scale ",
            "(per_channel: false)");
   Range r = range();
@@ -360,6 +411,10 @@ void Quantizer::finish_calibration() {
 }
 
 void Quantizer::reset_from(const Tensor& x) {
+  if (clip_init_) {  // asymmetric clipping: the next forward takes the bounds from its tensor
+    clip_init_->data<int32_t>()[0] = 0;
+    return;
+  }
   if (cfg_.external_scale || cfg_.scale_impl == ScaleImpl::stats || cfg_.scale_impl == ScaleImpl::constant) return;
   Tensor st = batch_stat(x);
   if (stat_buffer_) {

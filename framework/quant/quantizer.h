@@ -45,6 +45,10 @@ struct QuantizerConfig {
   bool lsq = false;              // the parameter is the scale itself (LSQ)
   bool lsq_grad_scale = false;   // LSQ's gradient factor 1/sqrt(numel * qmax)
   bool pact = false;             // PACT: clamp to [0, alpha] before rounding; alpha gradient from clipped values only
+  // PerLayerAsymPACT (Rusci et al. 2019): learned lower and upper clipping bounds ("clip_lo",
+  // "clip_hi", started at min(x, 0) and max(x, 0) of the first forward), PACT gradients, and
+  // unsigned integers [0, 2^b - 1] with s = (hi - lo) / (2^b - 1), zero point round(-lo / s).
+  bool asym_clip = false;
   // Weight decay of this quantizer's learned parameters (threshold / alpha / scale, bit offset);
   // negative: the optimizer's. PACT's alpha has its own L2 term in the paper.
   double weight_decay = -1.0;
@@ -144,6 +148,7 @@ class Quantizer : public nn::Module {
   // The scale statistic of x (floored at 1e-10), differentiable; batch_stat without gradient.
   Variable stat_of(const Variable& x) const;
   Tensor batch_stat(const Tensor& x) const;
+  Variable forward_asym_clip(const Variable& x);
   void check_scale(const Variable& s) const;
   bool collecting() const { return training_ || calibrating_; }
   QuantizerConfig cfg_;
@@ -151,6 +156,8 @@ class Quantizer : public nn::Module {
   double threshold_;
   Variable value_;              // learned parameter (threshold, or scale for LSQ, or log2 for log2 restriction)
   Variable bit_offset_;         // learned bit width: bits = round(|offset| + 2)
+  Variable clip_lo_, clip_hi_;  // asym_clip: learned bounds (C)
+  Tensor* clip_init_ = nullptr; // asym_clip: 1 once the bounds were set from a tensor (s32 [1])
   Variable bits_var_;
   Tensor* stat_buffer_ = nullptr;   // running / collected statistic (C)
   Tensor* counter_ = nullptr;       // collection steps done (s32 [1])

@@ -403,6 +403,33 @@ TEST(Presets, TernaryPresets) {
   }
 }
 
+TEST(Presets, PerLayerAsymPACT) {
+  // 4 bits: the first forward sets lo = min(W, 0) = -0.15, hi = max(W, 0) = 0.3;
+  // s = (hi - lo) / 15, zero point round(-lo / s) = 5; y = (q - 5) * s.
+  q::Quantizer m(parse("{preset: PerLayerAsymPACT, bits: 4}"));
+  const std::vector<float> w = {0.3f, -0.1f, 0.05f, 0.2f, -0.15f, 0.0f};
+  Tensor y = m.forward(Variable(tensor({6}, w))).data();
+  EXPECT_EQ(param(m, "clip_lo").data().f32()[0], -0.15f);
+  EXPECT_EQ(param(m, "clip_hi").data().f32()[0], 0.3f);
+  const float s = (0.3f - -0.15f) / 15.f;
+  expect_scale(m, {s}, "PerLayerAsymPACT");
+  EXPECT_EQ(m.meta().zero_point.f32()[0], 5.f);
+  // 0.3/s + 5 = 15, -0.1/s + 5 = 1.67 -> 2, 0.05/s + 5 = 6.67 -> 7, 0.2/s + 5 = 11.67 -> 12, -0.15 -> 0, 0 -> 5
+  expect_grid(y, {s}, {10, -3, 2, 7, -5, 0}, "PerLayerAsymPACT");
+  // Learned bounds inside the range clip: lo = -0.1, hi = 0.2 -> s = 0.3 / 15, zero point 5.
+  param(m, "clip_lo").data().f32()[0] = -0.1f;
+  param(m, "clip_hi").data().f32()[0] = 0.2f;
+  y = m.forward(Variable(tensor({6}, w))).data();
+  const float s2 = (0.2f - -0.1f) / 15.f;
+  expect_scale(m, {s2}, "PerLayerAsymPACT clipped");
+  // 0.3 -> 0.2: 10 + 5 = 15; -0.1: -5 + 5 = 0; 0.05: 2.5 + 5 = 7.5 -> 8 (tie to even); 0.2: 15; -0.15 -> -0.1: 0; 0: 5
+  expect_grid(y, {s2}, {10, -5, 3, 10, -5, 0}, "PerLayerAsymPACT clipped");
+  // A signed form or a zero point of its own is an error.
+  EXPECT_NE(error_of([] { parse("{preset: PerLayerAsymPACT, signed: true}"); }).find("signed: false"), std::string::npos);
+  EXPECT_NE(error_of([] { parse("{preset: PerLayerAsymPACT, learned_bits: true}"); }).find("does not combine"),
+            std::string::npos);
+}
+
 // Every preset in the registry has literal expectations above.
 TEST(Presets, EveryPresetIsCovered) {
   const std::set<std::string> covered = {
@@ -411,7 +438,7 @@ TEST(Presets, EveryPresetIsCovered) {
       "Int8ActPerTensorFloatMinMaxInit", "Int8BiasPerTensorFloatInternalScaling", "Int8Bias", "Int16Bias", "Int32Bias",
       "Uint8ActPACT", "Int8WeightLSQ", "Uint8ActLSQ", "Int8ActLSQ", "SignedBinaryWeightPerTensorConst",
       "SignedBinaryWeightPerTensorStats", "SignedBinaryActPerTensorConst", "SignedTernaryWeightPerTensorConst",
-      "SignedTernaryWeightPerTensorStats"};
+      "SignedTernaryWeightPerTensorStats", "PerLayerAsymPACT"};
   for (const std::string& n : q::preset_names())
     EXPECT_TRUE(covered.count(n)) << "preset " << n << " has no literal test in test_presets.cpp";
 }

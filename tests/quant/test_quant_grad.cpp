@@ -934,4 +934,96 @@ TEST(QuantGrad, StatisticsGradcheck) {
   }
 }
 
+// ---- PerLayerAsymPACT: learned asymmetric clipping bounds ------------------------------------
+
+// Rusci et al.'s formula: xc = clamp(x, lo, hi) with torch.clamp's gradients (x: inside,
+// lo: below, hi: above); s = (hi - lo) / (2^b - 1) and zp = round(-lo / s) as values;
+// y = (clamp(round(xc / s + zp), 0, 2^b - 1) - zp) * s, round straight-through.
+TEST(QuantGrad, AsymClipGradients) {
+  LB_REQUIRE_TORCH();
+  Rng rng(31);
+  Oracle o;
+  std::ostringstream list;
+  list << "CASES = [";
+  struct Run {
+    std::string what;
+    Variable x, lo, hi;
+    Tensor y;
+  };
+  std::vector<Run> runs;
+  struct Case {
+    int bits;
+    bool per_channel;
+    std::vector<float> lo, hi;
+  };
+  const std::vector<Case> cases = {{4, false, {-0.2f}, {0.25f}},
+                                   {2, false, {-0.3f}, {0.1f}},
+                                   {8, false, {0.05f}, {0.35f}},  // lo above 0: a negative zero point
+                                   {3, true, {-0.2f, -0.35f, -0.1f, -0.25f}, {0.3f, 0.15f, 0.2f, 0.4f}}};
+  for (const Case& c : cases) {
+    q::QuantizerConfig cfg = q::preset("PerLayerAsymPACT");
+    cfg.bits = c.bits;
+    cfg.per_channel = c.per_channel;
+    const Shape sh({4, 25});
+    q::Quantizer quant(cfg, 4);
+    Tensor x = lt::random_tensor(sh, rng, -0.45f, 0.45f);
+    quant.forward(Variable(x));  // sets the bounds from x; then ours:
+    Variable lo = param(quant, "clip_lo"), hi = param(quant, "clip_hi");
+    for (size_t i = 0; i < c.lo.size(); ++i) {
+      lo.data().f32()[i] = c.lo[i];
+      hi.data().f32()[i] = c.hi[i];
+    }
+    lo.clear_grad();
+    hi.clear_grad();
+    Variable xv(x, true);
+    Variable y = quant.forward(xv);
+    const Tensor g = random_upstream(sh, rng);
+    y.backward(g);
+    std::ostringstream what;
+    what << "PerLayerAsymPACT " << c.bits << " bit" << (c.per_channel ? " per channel" : "");
+    const std::string id = case_id(runs.size());
+    runs.push_back({what.str(), xv, lo, hi, y.data().clone()});
+    o.in[id + "_x"] = x;
+    o.in[id + "_g"] = g;
+    o.in[id + "_lo"] = lo.data().clone();
+    o.in[id + "_hi"] = hi.data().clone();
+    o.want(id + "_y");
+    o.want(id + "_gx");
+    o.want(id + "_glo");
+    o.want(id + "_ghi");
+    list << "('" << id << "', " << ((1 << c.bits) - 1) << ", " << (c.per_channel ? "True" : "False") << "), ";
+  }
+  list << "]\n";
+  o.run(list.str() + R"PY(
+for name, qmax, per_channel in CASES:
+    x32, lo32, hi32 = load(name + '_x'), load(name + '_lo'), load(name + '_hi')
+    shape = [-1, 1] if per_channel else [1, 1]
+    x = x32.double().requires_grad_()
+    lo = lo32.double().requires_grad_()
+    hi = hi32.double().requires_grad_()
+    l, h = lo.reshape(shape), hi.reshape(shape)
+    below, above = x < l, x > h
+    xc = torch.where(below, l.expand_as(x), torch.where(above, h.expand_as(x), x))
+    # values in float32, as lowbit computes them
+    s32 = ((hi32 - lo32) / np.float32(qmax)).reshape(shape)
+    zp = torch.round(-lo32.reshape(shape) / s32)
+    xc32 = torch.where(x32 < lo32.reshape(shape), lo32.reshape(shape).expand_as(x32),
+                       torch.where(x32 > hi32.reshape(shape), hi32.reshape(shape).expand_as(x32), x32))
+    q = torch.clamp(torch.round(xc32 / s32 + zp), 0, qmax)
+    y32 = (q - zp) * s32
+    y = xc + (y32.double() - xc).detach()
+    y.backward(g64(name + '_g'))
+    save64(name + '_y', y32)
+    save64(name + '_gx', x.grad)
+    save64(name + '_glo', lo.grad)
+    save64(name + '_ghi', hi.grad)
+)PY");
+  for (size_t i = 0; i < runs.size(); ++i) {
+    EXPECT_GRAD(runs[i].y, o, case_id(i) + "_y", runs[i].what + " output");
+    EXPECT_GRAD(runs[i].x.grad(), o, case_id(i) + "_gx", runs[i].what + " input");
+    EXPECT_GRAD(runs[i].lo.grad(), o, case_id(i) + "_glo", runs[i].what + " lower bound");
+    EXPECT_GRAD(runs[i].hi.grad(), o, case_id(i) + "_ghi", runs[i].what + " upper bound");
+  }
+}
+
 }  // namespace
