@@ -238,7 +238,7 @@ QuantizerConfig parse_quantizer(const YAML::Node& node, const io::YamlSource& sr
   for (auto it = node.begin(); it != node.end(); ++it) {
     const std::string k = it->first.as<std::string>();
     const std::string kk = key + "." + k;
-    const YAML::Node& v = it->second;
+    const YAML::Node v = it->second;  // a copy: it->second belongs to a temporary proxy
     auto integer = [&] { return static_cast<int>(io::yaml_int(v, src, kk)); };
     auto number = [&] { return io::yaml_number(v, src, kk); };
     auto boolean = [&] { return io::yaml_bool(v, src, kk); };
