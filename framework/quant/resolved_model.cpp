@@ -68,6 +68,8 @@ YAML::Node quantizer_yaml(const QuantizerConfig& c) {
   n["per_channel"] = c.per_channel;
   if (c.external_scale) {
     n["external_scale"] = true;  // s = s_in * s_w
+  } else if (c.asym_clip) {
+    n["asym_clip"] = true;  // learned bounds clip_lo / clip_hi, s = (hi - lo) / qmax, zero point round(-lo / s)
   } else {
     n["scale_impl"] = choice(c.scale_impl, {"stats", "running_stats", "parameter", "parameter_from_stats", "constant"});
     n["stat"] = choice(c.stat, {"max_abs", "percentile", "min_max", "mean_std"});
@@ -80,7 +82,7 @@ YAML::Node quantizer_yaml(const QuantizerConfig& c) {
       n["momentum"] = num(c.momentum);
     n["zero_point"] = c.zero_point;
   }
-  n["rounding"] = c.pact ? std::string("floor") : choice(c.rounding, {"half_even", "floor", "ceil", "half_away"});
+  n["rounding"] = choice(c.rounding, {"half_even", "floor", "ceil", "half_away"});
   n["reciprocal"] = c.reciprocal;
   n["ste_clamp"] = c.ste_clamp;
   if (c.lsq) {
@@ -88,6 +90,7 @@ YAML::Node quantizer_yaml(const QuantizerConfig& c) {
     n["lsq_grad_scale"] = c.lsq_grad_scale;
   }
   if (c.pact) n["pact"] = true;
+  if (c.weight_decay >= 0) n["weight_decay"] = num(c.weight_decay);
   if (c.type == QuantType::binary) n["binary_clip"] = num(c.binary_clip);
   if (c.type == QuantType::ternary) n["ternary_threshold"] = num(c.ternary_threshold);
   // Integer range and threshold T (scale = statistic / T) at the configured width.
@@ -97,7 +100,7 @@ YAML::Node quantizer_yaml(const QuantizerConfig& c) {
     r.push_back(quant_max(c));
     r.SetStyle(YAML::EmitterStyle::Flow);
     n["int_range"] = r;
-    if (!c.external_scale) n["threshold"] = num(quant_threshold(c));
+    if (!c.external_scale && !c.asym_clip) n["threshold"] = num(quant_threshold(c));
   }
   return n;
 }
