@@ -241,7 +241,19 @@ QuantAct::QuantAct(std::shared_ptr<nn::Module> act, const QuantizerConfig& quant
   register_module("act_quant", q_);
 }
 
-Variable QuantAct::forward(const Variable& x) { return q_->forward(act_ ? act_->forward(x) : x); }
+Variable QuantAct::forward(const Variable& x) {
+  // relu / relu6 / hardtanh and the quantizer in one pass when the quantizer allows it.
+  if (auto* a = dynamic_cast<nn::Activation*>(act_.get()); a && fuse_ && q_->fuses_activation()) {
+    const nn::ActivationOptions& o = a->options();
+    switch (o.kind) {
+      case nn::ActivationKind::relu: return q_->forward_after_activation(x, 0.f, INFINITY);
+      case nn::ActivationKind::relu6: return q_->forward_after_activation(x, 0.f, 6.f);
+      case nn::ActivationKind::hardtanh: return q_->forward_after_activation(x, o.min_val, o.max_val);
+      default: break;
+    }
+  }
+  return q_->forward(act_ ? act_->forward(x) : x);
+}
 
 // ---- QuantShared --------------------------------------------------------------------------
 

@@ -104,8 +104,12 @@ class QuantAct : public nn::Module {
   std::string type_name() const override { return act_ ? "quant_" + act_->type_name() : "quant_identity"; }
   Quantizer& act_quant() { return *q_; }
   nn::Module* activation() { return act_.get(); }
+  // Run relu / relu6 / hardtanh fused into the quantizer when it can (default on; off to check
+  // the fused path against the unfused one).
+  void set_fuse_activation(bool on) { fuse_ = on; }
 
  private:
+  bool fuse_ = true;
   std::shared_ptr<nn::Module> act_;
   std::shared_ptr<Quantizer> q_;
 };

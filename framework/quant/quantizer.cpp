@@ -273,7 +273,7 @@ void Quantizer::check_scale(const Variable& s) const {
 }
 
 Variable Quantizer::quantize(const Variable& x, const Variable& s_in, const Tensor& zp, const Range& r, int axis,
-                             Variable& scale) {
+                             Variable& scale, float in_lo, float in_hi) {
   // With a learned bit width s_in is the numerator of s = num / T(bits) (the scale for LSQ).
   scale = r.learned && !cfg_.lsq ? div_scalar(s_in, static_cast<float>(r.threshold)) : s_in;
   check_scale(scale);
@@ -286,6 +286,8 @@ Variable Quantizer::quantize(const Variable& x, const Variable& s_in, const Tens
   spec.elem.clamp_before_round = cfg_.pact;
   spec.elem.ternary = cfg_.type == QuantType::ternary;
   spec.elem.threshold = cfg_.ternary_threshold;
+  spec.elem.in_lo = in_lo;
+  spec.elem.in_hi = in_hi;
   spec.axis = axis;
   spec.ste_clamp = cfg_.ste_clamp;
   spec.inside_scale_grad = !cfg_.pact;
@@ -338,6 +340,28 @@ Variable Quantizer::forward_asym_clip(const Variable& x) {
   spec.ste_clamp = true;  // x is already clipped: the bounds' gradients come from clip_learned
   Variable y = fake_quant(xc, Variable(s), zp, spec);  // s has no gradient (Rusci et al.: scale from the bounds' values)
   record_meta(Variable(s), zp, r, x.shape(), axis_);
+  return y;
+}
+
+bool Quantizer::fuses_activation() const {
+  if (cfg_.type != QuantType::integer || cfg_.learned_bits || cfg_.pact || cfg_.asym_clip || cfg_.external_scale ||
+      calibrating_)
+    return false;
+  switch (cfg_.scale_impl) {
+    case ScaleImpl::parameter:
+    case ScaleImpl::constant: return true;
+    case ScaleImpl::parameter_from_stats: return counter_->data<int32_t>()[0] >= cfg_.collect_steps;
+    default: return false;  // the scale is a statistic of the activation's output
+  }
+}
+
+Variable Quantizer::forward_after_activation(const Variable& x, float lo, float hi) {
+  LB_CHECK(fuses_activation(), describe(), ": internal: fused activation while the scale needs the activation's output");
+  Range r = range();
+  Tensor zp;
+  Variable scale;
+  Variable y = quantize(x, scale_for(x, zp, r), zp, r, axis_, scale, lo, hi);
+  record_meta(scale, zp, r, x.shape(), axis_);
   return y;
 }
 

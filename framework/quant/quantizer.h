@@ -95,6 +95,12 @@ class Quantizer : public nn::Module {
   // channels: number of per-channel scales (1 for per-tensor quantizers).
   explicit Quantizer(QuantizerConfig cfg, int64_t channels = 1);
   Variable forward(const Variable& x) override;
+  // A clamping activation (relu: lo 0, hi inf; relu6 / hardtanh: [lo, hi]) and this quantizer in
+  // one pass: y = fq(clamp(x, lo, hi)), the activation's gradient mask folded into dx; bit for
+  // bit the unfused result. Only while the scale does not come from this input
+  // (fuses_activation(): learned or constant scales, collection finished, not calibrating).
+  bool fuses_activation() const;
+  Variable forward_after_activation(const Variable& x, float lo, float hi);
   // External scale (bias quantizers with external_scale): quantize x with `scale` ((C) or (1)).
   Variable forward_with_scale(const Variable& x, const Variable& scale);
   // Shared quantizer: one scale for all of xs (computed from all of them when it is a
@@ -142,7 +148,9 @@ class Quantizer : public nn::Module {
   Variable scale_for(const Variable& x, Tensor& zero_point, const Range& r);
   Variable to_scale(const Variable& v, bool is_log2_param, const Range& r) const;
   // Fake-quantizes x; `scale` receives the scale used (for the metadata).
-  Variable quantize(const Variable& x, const Variable& s, const Tensor& zp, const Range& r, int axis, Variable& scale);
+  // in_lo / in_hi: a fused clamping activation in front (infinite: none).
+  Variable quantize(const Variable& x, const Variable& s, const Tensor& zp, const Range& r, int axis, Variable& scale,
+                    float in_lo = -INFINITY, float in_hi = INFINITY);
   LearnedBitsForm learned_form() const;
   void record_meta(const Variable& s, const Tensor& zp, const Range& r, const Shape& shape, int axis);
   // The scale statistic of x (floored at 1e-10), differentiable; batch_stat without gradient.

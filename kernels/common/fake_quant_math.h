@@ -31,7 +31,15 @@ struct FakeQuantElem {
   bool clamp_before_round = false;  // clamp v to [qmin, qmax] first, then round (PACT)
   bool ternary = false;             // q = sign(v) where |v| > threshold, else 0 (ignores rounding)
   float threshold = 0.5f;           // ternary threshold, in units of s
+  // A clamping activation fused in front (relu: [0, inf), relu6 / hardtanh: [lo, hi]):
+  // x is first clamped to [in_lo, in_hi]; its gradient passes only where in_lo < x < in_hi
+  // (PyTorch's relu / hardtanh gradients). Infinite bounds: no activation.
+  float in_lo = -INFINITY, in_hi = INFINITY;
 };
+
+// The fused activation: the clamped input, and whether the activation passes x's gradient.
+LB_HD float fq_act(float x, const FakeQuantElem& e) { return x < e.in_lo ? e.in_lo : (x > e.in_hi ? e.in_hi : x); }
+LB_HD bool fq_act_passes(float x, const FakeQuantElem& e) { return !(x <= e.in_lo) && !(x >= e.in_hi); }
 
 // Scaled input v for scale s and zero point zp.
 LB_HD float fq_scaled(float x, float s, float zp, bool reciprocal) {
@@ -69,8 +77,9 @@ LB_HD float fq_quantize(float x, float s, float zp, const FakeQuantElem& e, bool
   return fq_level(fq_scaled(x, s, zp, e.reciprocal), e, inside);
 }
 
-LB_HD float fq_forward(float x, float s, float zp, const FakeQuantElem& e) {
+LB_HD float fq_forward(float x_in, float s, float zp, const FakeQuantElem& e) {
   bool inside;
+  const float x = fq_act(x_in, e);
   const float q = fq_quantize(x, s, zp, e, &inside);
   return (q - zp) * s;
 }
@@ -91,12 +100,13 @@ struct FakeQuantGrad {
   double ds;
 };
 
-LB_HD FakeQuantGrad fq_backward(float x, float g, float s, float zp, const FakeQuantElem& e, bool ste_clamp,
+LB_HD FakeQuantGrad fq_backward(float x_in, float g, float s, float zp, const FakeQuantElem& e, bool ste_clamp,
                                 bool inside_scale_grad) {
   bool inside;
+  const float x = fq_act(x_in, e);  // the scale gradient sees the activation's output
   const float q = fq_quantize(x, s, zp, e, &inside);
   FakeQuantGrad r;
-  r.dx = (inside || ste_clamp) ? g : 0.f;
+  r.dx = ((inside || ste_clamp) && fq_act_passes(x_in, e)) ? g : 0.f;
   if (inside || ste_clamp) {
     if (!inside_scale_grad) {
       r.ds = 0.0;

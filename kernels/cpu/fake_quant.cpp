@@ -17,10 +17,12 @@ bool default_form(const FakeQuantElem& e) {
   return e.rounding == Rounding::half_even && !e.reciprocal && !e.clamp_before_round && !e.ternary;
 }
 
+// lo / hi: the fused clamping activation (fq_act), infinite when there is none.
 __attribute__((noinline)) void fwd_default(const float* __restrict x, float* __restrict y, int64_t len, float s,
-                                           float zp, float qmin, float qmax) {
+                                           float zp, float qmin, float qmax, float lo, float hi) {
   for (int64_t i = 0; i < len; ++i) {
-    const float r = nearbyintf(x[i] / s + zp);
+    const float xv = x[i] < lo ? lo : (x[i] > hi ? hi : x[i]);
+    const float r = nearbyintf(xv / s + zp);
     const float q = r < qmin ? qmin : (r > qmax ? qmax : r);
     y[i] = (q - zp) * s;
   }
@@ -40,8 +42,8 @@ double combine_lanes(const double* lanes) {
 
 template <bool kDx>
 __attribute__((noinline)) double bwd_default(const float* __restrict x, const float* __restrict g, float* __restrict dx,
-                                             int64_t len, float s, float zp, float qmin, float qmax, bool ste,
-                                             bool inside_grad) {
+                                             int64_t len, float s, float zp, float qmin, float qmax, float lo,
+                                             float hi, bool ste, bool inside_grad) {
   // The element terms are computed vectorized into a small buffer, then added into the lanes.
   constexpr int64_t kChunk = 256;  // a multiple of kSumLanes
   double terms[kChunk];
@@ -52,12 +54,14 @@ __attribute__((noinline)) double bwd_default(const float* __restrict x, const fl
     const float* xc = x + c0;
     const float* gc = g + c0;
     for (int64_t i = 0; i < m; ++i) {
-      const float v = xc[i] / s + zp;
+      const float xv = xc[i] < lo ? lo : (xc[i] > hi ? hi : xc[i]);
+      const bool act = !(xc[i] <= lo) && !(xc[i] >= hi);
+      const float v = xv / s + zp;
       const float r = nearbyintf(v);
       const bool inside = r >= qmin && r <= qmax;
       const float q = r < qmin ? qmin : (r > qmax ? qmax : r);
       const bool pass = inside || ste;
-      if constexpr (kDx) dx[c0 + i] = pass ? gc[i] : 0.f;
+      if constexpr (kDx) dx[c0 + i] = pass && act ? gc[i] : 0.f;
       const float term = pass ? in_w * ((q - zp) - (v - zp)) : (q - zp);
       terms[i] = static_cast<double>(gc[i]) * static_cast<double>(term);
     }
@@ -70,15 +74,15 @@ __attribute__((noinline)) double bwd_default(const float* __restrict x, const fl
 }
 
 void fwd_segment(const float* x, float* y, int64_t len, float s, float zp, const FakeQuantElem& e) {
-  if (default_form(e)) return fwd_default(x, y, len, s, zp, e.qmin, e.qmax);
+  if (default_form(e)) return fwd_default(x, y, len, s, zp, e.qmin, e.qmax, e.in_lo, e.in_hi);
   for (int64_t i = 0; i < len; ++i) y[i] = fq_forward(x[i], s, zp, e);
 }
 
 double bwd_segment(const float* x, const float* g, float* dx, int64_t len, float s, float zp, const FakeQuantElem& e,
                    bool ste, bool inside_grad) {
   if (default_form(e)) {
-    return dx ? bwd_default<true>(x, g, dx, len, s, zp, e.qmin, e.qmax, ste, inside_grad)
-              : bwd_default<false>(x, g, dx, len, s, zp, e.qmin, e.qmax, ste, inside_grad);
+    return dx ? bwd_default<true>(x, g, dx, len, s, zp, e.qmin, e.qmax, e.in_lo, e.in_hi, ste, inside_grad)
+              : bwd_default<false>(x, g, dx, len, s, zp, e.qmin, e.qmax, e.in_lo, e.in_hi, ste, inside_grad);
   }
   double lanes[kSumLanes] = {};
   for (int64_t i = 0; i < len; ++i) {

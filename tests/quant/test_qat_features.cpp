@@ -1272,3 +1272,73 @@ TEST(ResolvedModel, EveryLayerWithItsQuantizers) {
 }
 
 }  // namespace
+
+namespace {
+
+// ---- relu / relu6 / hardtanh fused into the activation quantizer ------------------------------
+
+// The fused pass (y = fq(clamp(x)), one kernel) equals the activation followed by the quantizer,
+// bit for bit: output, input gradient and the learned scale's gradient. Inputs hit the clamp
+// bounds exactly and the quantization ties.
+TEST(FusedActivation, EqualsActivationThenQuantizer) {
+  struct Case {
+    const char* what;
+    lowbit::nn::ActivationOptions act;
+    std::string preset;
+    int bits;
+  };
+  using lowbit::nn::ActivationKind;
+  const std::vector<Case> cases = {
+      {"relu + Uint8ActPerTensorFloat 4 bit", {ActivationKind::relu, -1.f, 1.f, 0.01f}, "Uint8ActPerTensorFloat", 4},
+      {"relu6 + Uint8ActPerTensorFloat 2 bit", {ActivationKind::relu6, -1.f, 1.f, 0.01f}, "Uint8ActPerTensorFloat", 2},
+      {"hardtanh(-1, 1) + Int8ActPerTensorFloat 3 bit", {ActivationKind::hardtanh, -1.f, 1.f, 0.01f},
+       "Int8ActPerTensorFloat", 3},
+      {"relu + Uint8ActLSQ 4 bit", {ActivationKind::relu, -1.f, 1.f, 0.01f}, "Uint8ActLSQ", 4},
+      {"relu6 + Int8ActPerTensorFloatMinMaxInit 8 bit (signed after relu6)", {ActivationKind::relu6, -1.f, 1.f, 0.01f},
+       "Int8ActPerTensorFloatMinMaxInit", 8},
+  };
+  Rng rng(77);
+  for (const Case& c : cases) {
+    q::QuantizerConfig cfg = q::preset(c.preset);
+    cfg.bits = c.bits;
+    if (cfg.scale_impl == q::ScaleImpl::parameter_from_stats) cfg.collect_steps = 2;
+    auto make = [&] { return q::QuantAct(std::make_shared<lowbit::nn::Activation>(c.act), cfg); };
+    q::QuantAct fused = make(), plain = make();
+    plain.set_fuse_activation(false);
+    fused.train();
+    plain.train();
+    const Shape sh({4, 3, 5, 7});
+    // Collection forwards (unfused in both: the scale is a statistic of the activation's output).
+    for (int k = 0; k < 3; ++k) {
+      Tensor x = lt::random_tensor(sh, rng, -3.f, 8.f);
+      fused.forward(Variable(x));
+      plain.forward(Variable(x));
+    }
+    ASSERT_TRUE(fused.act_quant().fuses_activation()) << c.what;
+    const float s = f(fused.act_quant().meta().scale);
+    Tensor x = lt::random_tensor(sh, rng, -3.f, 8.f);
+    for (int64_t i = 0; i < x.numel(); i += 5) {  // bounds, ties and levels
+      const int kind = static_cast<int>(i / 5 % 6);
+      const float v[] = {0.f, 6.f, -1.f, 1.f, 2.5f * s, 3.f * s};
+      x.f32()[i] = v[kind];
+    }
+    Variable xf(x, true), xp(x.clone(), true);
+    Variable yf = fused.forward(xf), yp = plain.forward(xp);
+    const Tensor g = lt::random_tensor(sh, rng);
+    yf.backward(g);
+    yp.backward(g);
+    EXPECT_EQ(lt::max_abs_diff(yf.data(), yp.data()), 0.f) << c.what << ": output";
+    EXPECT_EQ(lt::max_abs_diff(xf.grad(), xp.grad()), 0.f) << c.what << ": input gradient";
+    auto value_grad = [](q::QuantAct& m) {
+      for (auto& [n, p] : m.named_parameters())
+        if (n == "act_quant.value") return p.grad().clone();
+      return Tensor();
+    };
+    const Tensor gf = value_grad(fused), gp = value_grad(plain);
+    ASSERT_TRUE(gf.defined() && gp.defined()) << c.what << ": no learned scale gradient";
+    EXPECT_EQ(f(gf), f(gp)) << c.what << ": scale gradient";
+    EXPECT_EQ(f(fused.act_quant().meta().scale), f(plain.act_quant().meta().scale)) << c.what << ": metadata scale";
+  }
+}
+
+}  // namespace
