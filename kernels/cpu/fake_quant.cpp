@@ -53,17 +53,21 @@ __attribute__((noinline)) double bwd_default(const float* __restrict x, const fl
     const int64_t m = std::min(kChunk, len - c0);
     const float* xc = x + c0;
     const float* gc = g + c0;
+    float* dc = kDx ? dx + c0 : nullptr;
     for (int64_t i = 0; i < m; ++i) {
-      const float xv = xc[i] < lo ? lo : (xc[i] > hi ? hi : xc[i]);
-      const bool act = !(xc[i] <= lo) && !(xc[i] >= hi);
+      // Bitwise bool operators, std::min/max and locals: with runtime bounds GCC only if-converts
+      // (vectorizes) this loop in this form.
+      const float xi = xc[i], gi = gc[i];
+      const float xv = std::min(std::max(xi, lo), hi);  // = xi < lo ? lo : (xi > hi ? hi : xi), NaN kept
+      const bool act = !(xi <= lo) & !(xi >= hi);
       const float v = xv / s + zp;
       const float r = nearbyintf(v);
-      const bool inside = r >= qmin && r <= qmax;
-      const float q = r < qmin ? qmin : (r > qmax ? qmax : r);
-      const bool pass = inside || ste;
-      if constexpr (kDx) dx[c0 + i] = pass && act ? gc[i] : 0.f;
+      const bool inside = (r >= qmin) & (r <= qmax);
+      const float q = std::min(std::max(r, qmin), qmax);  // min/max (not nested ?:) so GCC if-converts
+      const bool pass = inside | ste;
+      if constexpr (kDx) dc[i] = (pass & act) ? gi : 0.f;
       const float term = pass ? in_w * ((q - zp) - (v - zp)) : (q - zp);
-      terms[i] = static_cast<double>(gc[i]) * static_cast<double>(term);
+      terms[i] = static_cast<double>(gi) * static_cast<double>(term);
     }
     int64_t i = 0;
     for (; i + kSumLanes <= m; i += kSumLanes)
