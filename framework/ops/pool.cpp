@@ -34,18 +34,15 @@ constexpr int kPoolLanes = 16;
 typedef float PoolF __attribute__((vector_size(kPoolLanes * sizeof(float))));
 typedef int32_t PoolI __attribute__((vector_size(kPoolLanes * sizeof(int32_t))));
 
-inline PoolF even_lanes(PoolF a, PoolF b) {
+// Lanes kFirst, kFirst + 2, ..., kFirst + 30 of the 32 lanes of a and b (even or odd columns).
+template <int kFirst>
+inline PoolF every_other_lane(PoolF a, PoolF b) {
 #if defined(__clang__)
-  return __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  return __builtin_shufflevector(a, b, kFirst, kFirst + 2, kFirst + 4, kFirst + 6, kFirst + 8, kFirst + 10, kFirst + 12,
+                                 kFirst + 14, kFirst + 16, kFirst + 18, kFirst + 20, kFirst + 22, kFirst + 24, kFirst + 26,
+                                 kFirst + 28, kFirst + 30);
 #else
-  return __builtin_shuffle(a, b, PoolI{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30});
-#endif
-}
-inline PoolF odd_lanes(PoolF a, PoolF b) {
-#if defined(__clang__)
-  return __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-#else
-  return __builtin_shuffle(a, b, PoolI{1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31});
+  return __builtin_shuffle(a, b, PoolI{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30} + kFirst);
 #endif
 }
 
@@ -71,8 +68,8 @@ __attribute__((noinline)) void max_pool_2x2_plane(const float* __restrict src, f
         std::memcpy(a, ta, sizeof a);
         std::memcpy(b, tb, sizeof b);
       }
-      const PoolF v0 = even_lanes(a[0], a[1]), v1 = odd_lanes(a[0], a[1]);
-      const PoolF v2 = even_lanes(b[0], b[1]), v3 = odd_lanes(b[0], b[1]);
+      const PoolF v0 = every_other_lane<0>(a[0], a[1]), v1 = every_other_lane<1>(a[0], a[1]);
+      const PoolF v2 = every_other_lane<0>(b[0], b[1]), v3 = every_other_lane<1>(b[0], b[1]);
       const PoolF m01 = v1 > v0 ? v1 : v0, m23 = v3 > v2 ? v3 : v2;
       const PoolF m = m23 > m01 ? m23 : m01;
       const PoolI c = lane2 + static_cast<int32_t>(2 * oy * w + 2 * k0);

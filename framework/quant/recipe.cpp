@@ -260,9 +260,22 @@ QuantRecipe parse_recipe(const YAML::Node& q, const io::YamlSource& src) {
   return r;
 }
 
-void apply_recipe(nn::Graph& model, const QuantRecipe& r) {
+void apply_recipe(nn::Graph& model, const QuantRecipe& r, const Shape& input) {
   if (!r.enabled) return;
   const auto& nodes = model.nodes();
+  std::vector<Shape> shapes;  // every node's output (1, C, ...), computed when first needed
+  auto channels_of = [&](size_t i, const std::string& name) -> int64_t {
+    LB_CHECK(input.rank() > 0, r.src.file, ": per-channel activation quantization of layer '", name,
+             "' needs the model's input shape (internal: apply_recipe called without it)");
+    if (shapes.empty()) {
+      std::vector<int64_t> d{1};
+      for (size_t k = 0; k < input.rank(); ++k) d.push_back(input[k]);
+      shapes = model.node_shapes(Shape(d));
+    }
+    LB_CHECK(shapes.at(i).rank() >= 2, r.src.file, ": layer '", name, "' has output ", shapes.at(i).str(),
+             ": no channel dimension for a per-channel activation scale");
+    return shapes.at(i)[1];
+  };
   std::vector<std::string> names;
   for (const auto& n : nodes) names.push_back(n.name);
   auto list_names = [&] {
@@ -329,9 +342,16 @@ void apply_recipe(nn::Graph& model, const QuantRecipe& r) {
       if (!a) continue;
       LB_CHECK(a->is_signed || non_neg || a->pact, r.src.file, ": layer '", name, "' (", t,
                ") has negative outputs but its activation quantizer ", a->name, " is unsigned: set signed_activations");
-      LB_CHECK(!a->per_channel, r.src.file, ": per-channel activation quantization is not supported yet (layer '",
-               name, "'): use a per-tensor activation quantizer");
-      model.replace(static_cast<int>(i), std::make_shared<QuantAct>(m, *a));
+      int64_t channels = 1;
+      if (a->per_channel) {
+        const bool from_percentile =
+            a->stat == ScaleStat::percentile && a->scale_impl != ScaleImpl::parameter && a->scale_impl != ScaleImpl::constant;
+        LB_CHECK(!from_percentile, r.src.file, ": layer '", name, "': a per-channel activation scale cannot come from ",
+                 "the percentile statistic (it is per tensor): add stat: max_abs (or mean_std) to ", a->name);
+        a->channel_axis = 1;
+        channels = channels_of(i, name);
+      }
+      model.replace(static_cast<int>(i), std::make_shared<QuantAct>(m, *a, channels));
     }
   }
   // Readers of every node's output.

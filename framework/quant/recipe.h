@@ -64,8 +64,9 @@ struct QuantRecipe {
 QuantRecipe parse_recipe(const YAML::Node& quant, const io::YamlSource& src);
 
 // Replaces the model's layers by quantized ones. Errors name the recipe position and, for
-// overrides or float entries that match no layer, list the layer names.
-void apply_recipe(nn::Graph& model, const QuantRecipe& recipe);
+// overrides or float entries that match no layer, list the layer names. `input` is the model's
+// input shape (C, H, W); per-channel activation quantizers need it for their channel counts.
+void apply_recipe(nn::Graph& model, const QuantRecipe& recipe, const Shape& input = Shape());
 
 // Shell-style glob: * (any run) and ? (one character).
 bool glob_match(const std::string& pattern, const std::string& name);

@@ -105,7 +105,7 @@ static int64_t count_correct(const Tensor& logits, const Tensor& y) {
 
 io::BuiltModel build_model(const io::RunConfig& cfg) {
   io::BuiltModel m = io::build_model(cfg.model_path, cfg.model_params, cfg.train.seed);
-  quant::apply_recipe(*m.graph, quant::parse_recipe(cfg.quant, cfg.source));
+  quant::apply_recipe(*m.graph, quant::parse_recipe(cfg.quant, cfg.source), m.input);
   return m;
 }
 

@@ -17,6 +17,7 @@
 #include "core/rng.h"
 #include "io/model_file.h"
 #include "nn/graph.h"
+#include "ops/ops.h"
 #include "quant/quant_layers.h"
 #include "quant/recipe.h"
 #include "train/optim_setup.h"
@@ -74,7 +75,7 @@ struct Fixture {
   void apply(const std::string& recipe_yaml) {
     io::YamlSource src;
     src.file = "run.yaml";
-    q::apply_recipe(g(), q::parse_recipe(YAML::Load(recipe_yaml), src));
+    q::apply_recipe(g(), q::parse_recipe(YAML::Load(recipe_yaml), src), model.input);
   }
 };
 
@@ -277,6 +278,36 @@ TEST(Recipe, QuantizerWeightDecayMakesItsOwnGroup) {
   const std::string e = error_of([&] { bad.apply("{activations: Uint8ActPACT}"); });
   EXPECT_NE(e.find("layer 'ht' (hardtanh) has negative outputs"), std::string::npos) << e;
   EXPECT_NE(e.find("set signed_activations"), std::string::npos) << e;
+}
+
+// Per-channel activation scales (channel axis 1, one scale per channel of the layer's output).
+TEST(Recipe, PerChannelActivations) {
+  Fixture f;
+  f.apply("{weights: Int8WeightPerTensorFloat, activations: {preset: Uint8ActPerTensorFloat, per_channel: true, "
+          "stat: max_abs, collect_steps: 1}, signed_activations: Int8ActPerTensorFloat}");
+  EXPECT_TRUE(f.aq("relu1").per_channel);
+  EXPECT_EQ(f.aq("relu1").channel_axis, 1);
+  f.g().train();
+  f.g().forward(Variable(input(2)));  // collection step (per-channel max)
+  Variable y = f.g().forward(Variable(input(2)));
+  auto* relu1 = dynamic_cast<q::QuantAct*>(f.node("relu1"));
+  auto* relu2 = dynamic_cast<q::QuantAct*>(f.node("relu2"));
+  ASSERT_NE(relu1, nullptr);
+  ASSERT_NE(relu2, nullptr);
+  EXPECT_EQ(relu1->act_quant().meta().scale.numel(), 4) << "conv1 has 4 output channels";
+  EXPECT_EQ(relu1->act_quant().meta().axis, 1);
+  EXPECT_EQ(relu2->act_quant().meta().scale.numel(), 16) << "fc1 has 16 output features";
+  lowbit::ops::sum(y).backward();  // learned per-channel thresholds get gradients
+  for (auto& [n, p] : f.g().named_parameters())
+    if (n == "relu1.act_quant.value") {
+      EXPECT_EQ(p.numel(), 4);
+      EXPECT_TRUE(p.grad().defined());
+    }
+  // The percentile statistic is per tensor: a clear error at recipe time.
+  Fixture g;
+  const std::string e = error_of([&] { g.apply("{activations: {preset: Uint8ActPerTensorFloat, per_channel: true}}"); });
+  EXPECT_NE(e.find("layer 'relu1'"), std::string::npos) << e;
+  EXPECT_NE(e.find("stat: max_abs"), std::string::npos) << e;
 }
 
 TEST(Recipe, EmptyRecipeLeavesTheModelFloat) {

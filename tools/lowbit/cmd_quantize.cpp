@@ -97,7 +97,7 @@ int cmd_quantize(const std::vector<std::string>& args) {
   io::BuiltModel m = io::build_model(model_path, params, static_cast<uint64_t>(seed));
   quant::QuantRecipe recipe = quant::parse_recipe(quant, src);
   LB_CHECK(recipe.enabled, recipe_path, ": the recipe is empty (nothing to quantize)");
-  quant::apply_recipe(*m.graph, recipe);
+  quant::apply_recipe(*m.graph, recipe, m.input);
   const std::string text = quant::resolved_model_yaml(
       m, model_path,
       "Resolved quantized model: " + model_path + " with the recipe of " + recipe_path +
