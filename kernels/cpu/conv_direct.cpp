@@ -49,7 +49,11 @@ inline VecF load(const float* p) {
   return v;
 }
 
-void backward_data_stride1(const Conv2dGeometry& g, const float* diff_dst, const float* w, float* diff_src) {
+// Fused multiply-adds here (the project compiles with -ffp-contract=off for bit-exact
+// reference parity; this sum has no bit-exact reference, its order already differs from oneDNN's).
+__attribute__((optimize("fp-contract=fast"))) void backward_data_stride1(const Conv2dGeometry& g,
+                                                                         const float* diff_dst, const float* w,
+                                                                         float* diff_src) {
   const int64_t mt = (g.kh - 1) * g.dil_h, ml = (g.kw - 1) * g.dil_w;  // margins of the padded planes
   // Padded plane of each diff_dst plane: P[r][c] = diff_dst[r - mt + pad_top][c - ml + pad_left]
   // (0 outside), so diff_src (y, x) reads P[y - ky*dil + mt][x - kx*dil + ml] for every tap
