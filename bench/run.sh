@@ -4,7 +4,9 @@
 #   model=NAME mode=float lowbit=IMG_S torch=IMG_S ratio=R rss_lowbit_mb=M rss_torch_mb=M
 # Usage: bench/run.sh [BUILD_DIR] (env: THREADS=2 BATCH=128 STEPS=50 MODELS="lenet5 resnet8 mobilenet_v1"
 #        MODES="float qat": qat trains lowbit with bench/recipes/w4a4.yaml and PyTorch with eager-mode QAT
-#        (prepare_qat, fbgemm qconfig); the qat line also prints lowbit's QAT overhead over its float run)
+#        (prepare_qat, fbgemm qconfig); the qat line also prints lowbit's QAT overhead over its float run;
+#        REPEAT=1: with N > 1 every measurement alternates lowbit and PyTorch N times and the line gives
+#        the medians (img/s) and the largest RSS, for noisy machines)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
@@ -13,6 +15,8 @@ BATCH=${BATCH:-128}
 STEPS=${STEPS:-50}
 MODELS=${MODELS:-"lenet5 resnet8 mobilenet_v1"}
 MODES=${MODES:-"float qat"}
+REPEAT=${REPEAT:-1}
+[[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || { echo "bench: REPEAT must be a positive integer, got '$REPEAT'" >&2; exit 1; }
 PY=/usr/bin/python3
 $PY -c 'import torch' 2>/dev/null || { echo "bench: $PY cannot import torch (apt-get install python3-torch)" >&2; exit 1; }
 [ -x "$BUILD/lowbit-bench" ] || { echo "bench: $BUILD/lowbit-bench missing: build first (make build)" >&2; exit 1; }
@@ -26,20 +30,27 @@ params_for() {
   esac
 }
 field() { tr ' ' '\n' | sed -n "s/^$1=//p"; }
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 for m in $MODELS; do
   args=(); for p in $(params_for "$m"); do args+=(--param "$p"); done
   float_l=""
   for mode in $MODES; do
     extra=(); [ "$mode" = qat ] && extra=(--recipe bench/recipes/w4a4.yaml)
-    lb=$("$BUILD/lowbit-bench" --model "models/$m.yaml" --name "$m" "${args[@]}" "${extra[@]}" --batch "$BATCH" --steps "$STEPS" --threads "$THREADS")
-    th=$($PY bench/torch_train.py --model "$m" "${args[@]}" --mode "$mode" --input "$(echo "$lb" | field input)" --batch "$BATCH" --steps "$STEPS" --threads "$THREADS")
-    l=$(echo "$lb" | field img_s); t=$(echo "$th" | field img_s)
-    rl=$(echo "$lb" | field rss_mb); rt=$(echo "$th" | field rss_mb)
+    ls=(); ts=(); rl=0; rt=0
+    for ((r = 0; r < REPEAT; ++r)); do
+      lb=$("$BUILD/lowbit-bench" --model "models/$m.yaml" --name "$m" "${args[@]}" "${extra[@]}" --batch "$BATCH" --steps "$STEPS" --threads "$THREADS")
+      th=$($PY bench/torch_train.py --model "$m" "${args[@]}" --mode "$mode" --input "$(echo "$lb" | field input)" --batch "$BATCH" --steps "$STEPS" --threads "$THREADS")
+      ls+=("$(echo "$lb" | field img_s)"); ts+=("$(echo "$th" | field img_s)")
+      rl=$(awk -v a="$rl" -v b="$(echo "$lb" | field rss_mb)" 'BEGIN { print (b > a ? b : a) }')
+      rt=$(awk -v a="$rt" -v b="$(echo "$th" | field rss_mb)" 'BEGIN { print (b > a ? b : a) }')
+    done
+    l=$(median "${ls[@]}"); t=$(median "${ts[@]}")
     ratio=$(awk -v a="$l" -v b="$t" 'BEGIN { printf "%.2f", a / b }')
     over=""
     if [ "$mode" = float ]; then float_l=$l; elif [ -n "$float_l" ]; then
       over=" qat_overhead=$(awk -v f="$float_l" -v q="$l" 'BEGIN { printf "%.0f%%", (f / q - 1) * 100 }')"
     fi
-    echo "model=$m mode=$mode lowbit=$l torch=$t ratio=$ratio rss_lowbit_mb=$rl rss_torch_mb=$rt$over"
+    rep=""; [ "$REPEAT" -gt 1 ] && rep=" repeats=$REPEAT"
+    echo "model=$m mode=$mode lowbit=$l torch=$t ratio=$ratio rss_lowbit_mb=$rl rss_torch_mb=$rt$over$rep"
   done
 done
