@@ -323,6 +323,11 @@ Variable Quantizer::forward_asym_clip(const Variable& x) {
     done = 1;
   }
   const Range r = range();
+  for (int64_t i = 0; i < clip_lo_.numel(); ++i) {
+    const float lo = clip_lo_.data().f32()[i], hi = clip_hi_.data().f32()[i];
+    LB_CHECK(std::isfinite(lo) && std::isfinite(hi) && lo < hi, describe(), ": the learned clipping bounds crossed or ",
+             "are not finite (channel ", i, ": clip_lo ", lo, ", clip_hi ", hi, "); lower the learning rate");
+  }
   Variable xc = clip_learned(x, clip_lo_, clip_hi_, axis_);
   const Tensor lo = clip_lo_.data().contiguous(), hi = clip_hi_.data().contiguous();
   Tensor s = Tensor::empty(lo.shape()), zp = Tensor::empty(lo.shape());

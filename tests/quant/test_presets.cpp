@@ -424,6 +424,11 @@ TEST(Presets, PerLayerAsymPACT) {
   expect_scale(m, {s2}, "PerLayerAsymPACT clipped");
   // 0.3 -> 0.2: 10 + 5 = 15; -0.1: -5 + 5 = 0; 0.05: 2.5 + 5 = 7.5 -> 8 (tie to even); 0.2: 15; -0.15 -> -0.1: 0; 0: 5
   expect_grid(y, {s2}, {10, -5, 3, 10, -5, 0}, "PerLayerAsymPACT clipped");
+  // Crossed bounds (a training step too large) stop with the quantizer named.
+  param(m, "clip_lo").data().f32()[0] = 0.3f;
+  const std::string crossed = error_of([&] { m.forward(Variable(tensor({6}, w))); });
+  EXPECT_NE(crossed.find("clipping bounds crossed"), std::string::npos) << crossed;
+  EXPECT_NE(crossed.find("PerLayerAsymPACT"), std::string::npos) << crossed;
   // A signed form or a zero point of its own is an error.
   EXPECT_NE(error_of([] { parse("{preset: PerLayerAsymPACT, signed: true}"); }).find("signed: false"), std::string::npos);
   EXPECT_NE(error_of([] { parse("{preset: PerLayerAsymPACT, learned_bits: true}"); }).find("does not combine"),
