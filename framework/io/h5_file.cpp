@@ -901,6 +901,18 @@ void H5Writer::write_string(const std::string& path, const std::string& text) {
   H5_TRY(H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, &p), "'", path_, "': cannot write string '", full, "'");
 }
 
+void H5Writer::write_int64_scalar(const std::string& path, int64_t value) {
+  LB_CHECK(!committed_, "'", path_, "': write_int64_scalar('", path, "') after commit()");
+  Guard g;
+  std::string full = impl_->prepare_leaf(path, path_);
+  Hid space = dspace(H5_TRY(H5Screate(H5S_SCALAR), "H5Screate failed"));
+  Hid ds = dset(H5_TRY(H5Dcreate2(impl_->file.get(), full.c_str(), H5T_STD_I64LE, space.get(), impl_->lcpl.get(),
+                                  H5P_DEFAULT, H5P_DEFAULT),
+                       "'", path_, "': cannot create dataset '", full, "'"));
+  H5_TRY(H5Dwrite(ds.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, &value), "'", path_, "': cannot write '",
+         full, "'");
+}
+
 void H5Writer::set_attr(const std::string& path, const std::string& name, const std::string& value) {
   LB_CHECK(!committed_, "'", path_, "': set_attr after commit()");
   LB_CHECK(value.find('\0') == std::string::npos, "'", path_, "': attribute '", name, "' contains a NUL byte");

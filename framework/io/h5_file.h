@@ -69,6 +69,8 @@ class H5Writer {
   void write_tensor(const std::string& path, const Tensor& t);
   // Scalar dataset holding a variable-length UTF-8 string (what h5py 3 writes for a str).
   void write_string(const std::string& path, const std::string& text);
+  // Scalar (0-d) little-endian int64 dataset: PyTorch's num_batches_tracked in a state dict.
+  void write_int64_scalar(const std::string& path, int64_t value);
   // Attribute `name` on the object at `path` ("/" = the root group). When nothing exists at
   // `path` yet, a group is created there. An existing attribute of that name is replaced.
   void set_attr(const std::string& path, const std::string& name, const std::string& value);  // vlen UTF-8

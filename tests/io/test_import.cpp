@@ -472,7 +472,7 @@ TEST_F(ImportTest, ExportWritesTorchStateDictAndReimports) {
   io::TorchExportResult r = io::export_torch_h5(file("ckpt.h5"), file("out.h5"));
   EXPECT_EQ(r.names.size(), 10u);
   EXPECT_EQ(r.int64_scalars, 1);
-  EXPECT_FALSE(fs::exists(file("out.h5.part")));
+  EXPECT_FALSE(fs::exists(file("out.h5.tmp")));
   python(R"PY(
 with h5py.File(os.path.join(D, "out.h5"), "r") as f:
     assert sorted(f.keys()) == sorted(ref.keys()), sorted(f.keys())
@@ -495,7 +495,7 @@ TEST_F(ImportTest, ExportLeavesTheTargetAloneOnError) {
   std::ifstream in(target);
   std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_EQ(s, "previous contents");
-  EXPECT_FALSE(fs::exists(target + ".part"));
+  EXPECT_FALSE(fs::exists(target + ".tmp"));
 }
 
 }  // namespace
