@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "core/strings.h"
 
 namespace fs = std::filesystem;
 
@@ -697,19 +698,6 @@ T read_one(const Source& src, hid_t memtype, const H5ReadLimits& limits) {
   return v;
 }
 
-// ---- Levenshtein distance for "did you mean" ---------------------------------------------------
-
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j)
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
 
 void fsync_path(const std::string& path, bool directory, const std::string& what) {
   int fd = ::open(path.c_str(), O_RDONLY | (directory ? O_DIRECTORY : 0));
