@@ -276,6 +276,7 @@ Variable abs_mean_k_std(const Variable& x, int axis, double k) {
   return make_result(
       std::move(out), {x},
       [g, c, mean, sd, cnt, k](const Tensor& gout_in, GradSink& sink) {
+        if (!sink.needs(0)) return;
         const Tensor gout = gout_in.contiguous();
         Tensor gx = Tensor::empty(c.shape());
         for_each_channel(g, [&](int64_t ch, int64_t lo, int64_t hi) {

@@ -129,8 +129,7 @@ Variable Quantizer::stat_of(const Variable& x) const {
       break;
     case ScaleStat::mean_std: st = abs_mean_k_std(x, axis_, cfg_.std_k); break;
   }
-  // Brevitas' floor: a zero tensor gives a tiny scale, not NaN (no gradient below it).
-  for (int64_t i = 0; i < st.numel(); ++i) st.data().f32()[i] = std::max(st.data().f32()[i], kScaleFloor);
+  floored(st.data());  // in place; no gradient below the floor
   return st;
 }
 
@@ -232,12 +231,7 @@ Variable Quantizer::scale_for(const Variable& x, Tensor& zero_point, const Range
         Variable st = stat_of(x);
         update_buffer(st.data(), n);
         ++n;
-        if (n == cfg_.collect_steps) {  // hand over to the learned parameter
-          for (int64_t i = 0; i < st.numel(); ++i) {
-            const float b = stat_buffer_->f32()[i];
-            value_.data().f32()[i] = cfg_.lsq ? b / static_cast<float>(r.threshold) : (log2p ? std::log2(b) : b);
-          }
-        }
+        if (n == cfg_.collect_steps) set_value_from_stat(*stat_buffer_, r);  // hand over to the learned parameter
         return to_scale(st, false, r);
       }
       [[fallthrough]];
@@ -256,6 +250,23 @@ Variable Quantizer::scale_for(const Variable& x, Tensor& zero_point, const Range
     }
   }
   return Variable();
+}
+
+void Quantizer::set_value_from_stat(const Tensor& stat, const Range& r) {
+  const bool log2p = cfg_.restrict_to == ScaleRestrict::log2;
+  for (int64_t i = 0; i < value_.numel(); ++i) {
+    const float b = stat.f32()[std::min<int64_t>(i, stat.numel() - 1)];  // a per-tensor stat fills every channel
+    value_.data().f32()[i] = cfg_.lsq ? b / static_cast<float>(r.threshold) : (log2p ? std::log2(b) : b);
+  }
+}
+
+bool Quantizer::scale_from_data() const {
+  switch (cfg_.scale_impl) {
+    case ScaleImpl::parameter:
+    case ScaleImpl::constant: return false;
+    case ScaleImpl::parameter_from_stats: return counter_->data<int32_t>()[0] < cfg_.collect_steps;
+    default: return true;  // stats, running_stats
+  }
 }
 
 void Quantizer::check_scale(const Variable& s) const {
@@ -335,29 +346,16 @@ Variable Quantizer::forward_asym_clip(const Variable& x) {
     s.f32()[i] = (hi.f32()[i] - lo.f32()[i]) / r.qmax;
     zp.f32()[i] = std::nearbyint(-lo.f32()[i] / s.f32()[i]);
   }
-  check_scale(Variable(s));
-  FakeQuantSpec spec;
-  spec.elem.qmin = r.qmin;
-  spec.elem.qmax = r.qmax;
-  spec.elem.rounding = cfg_.rounding;
-  spec.elem.reciprocal = cfg_.reciprocal;
-  spec.axis = axis_;
-  spec.ste_clamp = true;  // x is already clipped: the bounds' gradients come from clip_learned
-  Variable y = fake_quant(xc, Variable(s), zp, spec);  // s has no gradient (Rusci et al.: scale from the bounds' values)
-  record_meta(Variable(s), zp, r, x.shape(), axis_);
+  // s is a value without gradient (Rusci et al.): the bounds' gradients come from clip_learned.
+  Variable scale;
+  Variable y = quantize(xc, Variable(s), zp, r, axis_, scale);
+  record_meta(scale, zp, r, x.shape(), axis_);
   return y;
 }
 
 bool Quantizer::fuses_activation() const {
-  if (cfg_.type != QuantType::integer || cfg_.learned_bits || cfg_.pact || cfg_.asym_clip || cfg_.external_scale ||
-      calibrating_)
-    return false;
-  switch (cfg_.scale_impl) {
-    case ScaleImpl::parameter:
-    case ScaleImpl::constant: return true;
-    case ScaleImpl::parameter_from_stats: return counter_->data<int32_t>()[0] >= cfg_.collect_steps;
-    default: return false;  // the scale is a statistic of the activation's output
-  }
+  return cfg_.type == QuantType::integer && !cfg_.learned_bits && !cfg_.pact && !cfg_.asym_clip &&
+         !cfg_.external_scale && !calibrating_ && !scale_from_data();
 }
 
 Variable Quantizer::forward_after_activation(const Variable& x, float lo, float hi) {
@@ -399,11 +397,8 @@ std::vector<Variable> Quantizer::forward_shared(const std::vector<Variable>& xs)
   LB_CHECK(axis_ < 0, describe(), ": a quantizer shared by the inputs of an add or a concat needs a per-tensor scale ",
            "(per_channel: false)");
   Range r = range();
-  const bool from_data = !(cfg_.scale_impl == ScaleImpl::constant || cfg_.scale_impl == ScaleImpl::parameter ||
-                           (cfg_.scale_impl == ScaleImpl::parameter_from_stats &&
-                            counter_->data<int32_t>()[0] >= cfg_.collect_steps));
   Variable all;
-  if (from_data && xs.size() > 1) {  // statistics over every input together
+  if (scale_from_data() && xs.size() > 1) {  // statistics over every input together
     int64_t n = 0;
     for (const auto& x : xs) n += x.numel();
     Tensor cat = Tensor::empty({n});
@@ -430,12 +425,7 @@ void Quantizer::finish_calibration() {
   if (cfg_.scale_impl != ScaleImpl::parameter_from_stats || !counter_) return;
   int32_t& n = counter_->data<int32_t>()[0];
   if (n == 0 || n >= cfg_.collect_steps) return;
-  const bool log2p = cfg_.restrict_to == ScaleRestrict::log2;
-  const Range r = range();
-  for (int64_t i = 0; i < value_.numel(); ++i) {
-    const float b = stat_buffer_->f32()[i];
-    value_.data().f32()[i] = cfg_.lsq ? b / static_cast<float>(r.threshold) : (log2p ? std::log2(b) : b);
-  }
+  set_value_from_stat(*stat_buffer_, range());
   n = cfg_.collect_steps;
 }
 
@@ -451,14 +441,7 @@ void Quantizer::reset_from(const Tensor& x) {
     int32_t& n = counter_->data<int32_t>()[0];
     n = cfg_.scale_impl == ScaleImpl::parameter_from_stats ? cfg_.collect_steps : std::max(n, 1);
   }
-  if (value_.defined()) {
-    const bool log2p = cfg_.restrict_to == ScaleRestrict::log2;
-    const Range r = range();
-    for (int64_t i = 0; i < value_.numel(); ++i) {
-      const float b = st.f32()[std::min<int64_t>(i, st.numel() - 1)];
-      value_.data().f32()[i] = cfg_.lsq ? b / static_cast<float>(r.threshold) : (log2p ? std::log2(b) : b);
-    }
-  }
+  if (value_.defined()) set_value_from_stat(st, range());
 }
 
 Tensor Quantizer::current_scale() const { return meta_.scale; }

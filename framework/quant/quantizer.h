@@ -157,6 +157,12 @@ class Quantizer : public nn::Module {
   Variable stat_of(const Variable& x) const;
   Tensor batch_stat(const Tensor& x) const;
   Variable forward_asym_clip(const Variable& x);
+  // value <- the learned parameter for statistic `stat` ((C) or (1)): the threshold, its log2,
+  // or (LSQ) the scale.
+  void set_value_from_stat(const Tensor& stat, const Range& r);
+  // Whether this forward's scale is a statistic of its input (stats, running statistics,
+  // parameter-from-stats still collecting).
+  bool scale_from_data() const;
   void check_scale(const Variable& s) const;
   bool collecting() const { return training_ || calibrating_; }
   QuantizerConfig cfg_;
