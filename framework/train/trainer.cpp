@@ -42,6 +42,14 @@ data::Transforms make_transforms(const io::DataConfig& cfg, bool train) {
   return t;
 }
 
+data::LoaderOptions eval_loader_options(const io::RunConfig& cfg) {
+  data::LoaderOptions o;
+  o.batch_size = cfg.train.eval_batch_size;
+  o.shuffle = false;
+  o.transforms = make_transforms(cfg.data, false);
+  return o;
+}
+
 EvalResult evaluate(nn::Module& model, data::DataLoader& loader, Tensor* logits_out) {
   NoGradGuard no_grad;
   model.eval();
@@ -132,11 +140,7 @@ Run build_run(const io::RunConfig& cfg) {
   lo.seed = Rng::derive(seed, 2).next_u64();  // the "shuffle + augmentation" stream
   lo.transforms = make_transforms(cfg.data, true);
   r.train_loader = std::make_unique<data::DataLoader>(r.train_ds, lo);
-  data::LoaderOptions eo;
-  eo.batch_size = cfg.train.eval_batch_size;
-  eo.shuffle = false;
-  eo.transforms = make_transforms(cfg.data, false);
-  r.test_loader = std::make_unique<data::DataLoader>(r.test_ds, eo);
+  r.test_loader = std::make_unique<data::DataLoader>(r.test_ds, eval_loader_options(cfg));
   const Shape sample = r.train_loader->sample_shape();
   LB_CHECK(sample == r.built.input, cfg.file, ": the model ", cfg.model_path, " expects inputs ", r.built.input.str(),
            " (C, H, W) but the data gives ", sample.str(), ": set model.params (e.g. in_channels, input_size) or data.random_crop");

@@ -51,5 +51,7 @@ std::string resolve_checkpoint(const std::string& file_or_run_dir);
 // Training/test data sets as the config describes them (limits applied).
 data::Dataset load_dataset(const io::DataConfig& cfg, bool train);
 data::Transforms make_transforms(const io::DataConfig& cfg, bool train);
+// Loader options for evaluation (and calibration): in order, eval transforms, eval batch size.
+data::LoaderOptions eval_loader_options(const io::RunConfig& cfg);
 
 }  // namespace lowbit::train

@@ -158,20 +158,14 @@ int cmd_calibrate(const std::vector<std::string>& args) {
     std::fprintf(stderr, "loaded %s (%lld quantizer tensors start fresh)\n", ckpt.c_str(), static_cast<long long>(fresh));
   }
   data::Dataset train_ds = train::load_dataset(cfg.data, true);
-  data::LoaderOptions lo;
-  lo.batch_size = cfg.train.batch_size;
-  lo.shuffle = false;
-  lo.transforms = train::make_transforms(cfg.data, false);
+  data::LoaderOptions lo = train::eval_loader_options(cfg);
+  lo.batch_size = cfg.train.batch_size;  // calibration batches are training batches, in order
   data::DataLoader loader(train_ds, lo);
   LB_CHECK(loader.sample_shape() == m.input, "the model expects inputs ", m.input.str(), " but the data gives ",
            loader.sample_shape().str());
   const quant::CalibrationResult cr = quant::calibrate(*m.graph, loader, batches);
   data::Dataset test = train::load_dataset(cfg.data, false);
-  data::LoaderOptions eo;
-  eo.batch_size = cfg.train.eval_batch_size;
-  eo.shuffle = false;
-  eo.transforms = train::make_transforms(cfg.data, false);
-  data::DataLoader test_loader(test, eo);
+  data::DataLoader test_loader(test, train::eval_loader_options(cfg));
   const train::EvalResult r = train::evaluate(*m.graph, test_loader);
   if (!out.empty()) {
     io::CheckpointParts parts;

@@ -170,11 +170,7 @@ int cmd_eval(const std::vector<std::string>& args) {
   io::BuiltModel m = train::build_model(cfg);
   io::load_model_state(ckpt, *m.graph);
   data::Dataset test = train::load_dataset(cfg.data, false);
-  data::LoaderOptions eo;
-  eo.batch_size = cfg.train.eval_batch_size;
-  eo.shuffle = false;
-  eo.transforms = train::make_transforms(cfg.data, false);
-  data::DataLoader loader(test, eo);
+  data::DataLoader loader(test, train::eval_loader_options(cfg));
   LB_CHECK(loader.sample_shape() == m.input, "the model expects inputs ", m.input.str(), " but the data gives ",
            loader.sample_shape().str());
   Tensor logits;
