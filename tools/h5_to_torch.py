@@ -32,18 +32,9 @@ import struct
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from torch_to_h5 import need_modules  # noqa: E402
 FMNIST_DIR = "/usr/share/datasets/fashion-mnist"
-
-
-def need_modules():
-    try:
-        import h5py  # noqa: F401
-        import numpy  # noqa: F401
-        import torch  # noqa: F401
-    except ImportError as e:
-        sys.exit(f"h5_to_torch.py: {e}. This tool needs PyTorch, h5py and numpy: run it with Debian's "
-                 f"/usr/bin/python3 (apt-get install python3-torch python3-h5py python3-numpy); "
-                 f"this interpreter is {sys.executable}")
 
 
 def read_idx_gz(path):
@@ -158,7 +149,7 @@ def main():
     ap.add_argument("--input", metavar="FILE.npy", help="print logits for this float32 (N, C, H, W) batch")
     ap.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
     args = ap.parse_args()
-    need_modules()
+    need_modules("h5_to_torch.py")
     import numpy as np
     import torch
 

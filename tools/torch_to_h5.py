@@ -32,22 +32,25 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def need_modules():
+def need_modules(tool="torch_to_h5.py"):
+    """Exits with a clear message when this interpreter lacks torch, h5py or numpy (shared by the
+    tools in this folder)."""
     try:
         import h5py  # noqa: F401
         import numpy  # noqa: F401
         import torch  # noqa: F401
     except ImportError as e:
-        sys.exit(f"torch_to_h5.py: {e}. This tool needs PyTorch, h5py and numpy: run it with Debian's "
+        sys.exit(f"{tool}: {e}. This tool needs PyTorch, h5py and numpy: run it with Debian's "
                  f"/usr/bin/python3 (apt-get install python3-torch python3-h5py python3-numpy); "
                  f"this interpreter is {sys.executable}")
 
 
-def parse_params(items):
+def parse_params(items, tool="torch_to_h5.py"):
+    """--param K=V items -> {K: int, float or str}."""
     params = {}
     for item in items or []:
         if "=" not in item:
-            sys.exit(f"torch_to_h5.py: --param '{item}': expected k=v (e.g. --param input_size=28)")
+            sys.exit(f"{tool}: --param '{item}': expected k=v (e.g. --param input_size=28)")
         k, v = item.split("=", 1)
         try:
             params[k] = int(v)

@@ -8,7 +8,7 @@ quantized config (docs/pytorch-interop.md, scripts/converter-flow.sh).
 Recipe (configs/lenet5_fmnist_fp32.yaml): SGD lr 0.05, momentum 0.9, weight decay 5e-4,
 cosine annealing per step over all epochs, batch 128, inputs x/255 normalized with mean 0.2860
 and std 0.3530, a seeded shuffle every epoch. The last line printed is `test_acc=<value>`.
-Needs Debian's python3-torch and python3-numpy (run with /usr/bin/python3).
+Needs Debian's python3-torch, python3-h5py and python3-numpy (run with /usr/bin/python3).
 """
 import argparse
 import os
@@ -17,7 +17,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import numpy as np  # noqa: E402
+from torch_to_h5 import need_modules, parse_params  # noqa: E402
+
+need_modules("train_torch_float.py")
+
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
@@ -40,12 +43,7 @@ def main():
     a = p.parse_args()
     if a.epochs < 1 or a.batch < 1 or a.lr <= 0:
         sys.exit("train_torch_float.py: --epochs and --batch must be >= 1 and --lr > 0")
-    params = {}
-    for kv in a.param:
-        if "=" not in kv:
-            sys.exit(f"train_torch_float.py: --param {kv!r} is not NAME=VALUE")
-        k, v = kv.split("=", 1)
-        params[k] = float(v) if "." in v else int(v)
+    params = parse_params(a.param, "train_torch_float.py")
 
     torch.manual_seed(a.seed)
     torch.set_num_threads(a.threads)
