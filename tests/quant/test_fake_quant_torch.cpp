@@ -143,15 +143,34 @@ q::FakeQuantSpec spec_for(int qmin, int qmax, bool reciprocal, int axis) {
   return s;
 }
 
+// One fake-quant case: its output and input gradient, compared with PyTorch's "<case>_y" and
+// "<case>_gx" (case_id(i) for runs[i]): the output bit for bit, the gradient by value.
+struct YGradRun {
+  std::string what;
+  Tensor y, gx;
+};
+
+void expect_torch_matches(const std::string& py, const std::map<std::string, Tensor>& in,
+                          const std::vector<YGradRun>& runs) {
+  std::vector<std::string> outs;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    outs.push_back(case_id(i) + "_y");
+    outs.push_back(case_id(i) + "_gx");
+  }
+  auto t = lt::run_torch(py, in, outs);
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const std::string id = case_id(i);
+    std::string first;
+    EXPECT_EQ(bit_mismatches(runs[i].y, t[id + "_y"], &first), 0) << runs[i].what << ": " << first;
+    EXPECT_EQ(value_mismatches(runs[i].gx, t[id + "_gx"], &first), 0) << "input gradient, " << runs[i].what << ": " << first;
+  }
+}
+
 TEST(FakeQuantTorch, PerTensorForwardAndMaskBitExact) {
   LB_REQUIRE_TORCH();
   Rng rng(11);
   int64_t torch_ties = 0;
-  struct Run {
-    std::string what;
-    Tensor y, gx;
-  };
-  std::vector<Run> runs;
+  std::vector<YGradRun> runs;
   std::map<std::string, Tensor> in;
   std::ostringstream cases;  // python list of (name, qmin, qmax, zp)
   cases << "CASES = [";
@@ -190,18 +209,7 @@ for name, qmin, qmax, zp in CASES:
     save(name + '_y', y)
     save(name + '_gx', x.grad)
 )PY";
-  std::vector<std::string> outs;
-  for (size_t i = 0; i < runs.size(); ++i) {
-    outs.push_back(case_id(i) + "_y");
-    outs.push_back(case_id(i) + "_gx");
-  }
-  auto t = lt::run_torch(py, in, outs);
-  for (size_t i = 0; i < runs.size(); ++i) {
-    const std::string id = case_id(i);
-    std::string first;
-    EXPECT_EQ(bit_mismatches(runs[i].y, t[id + "_y"], &first), 0) << runs[i].what << ": " << first;
-    EXPECT_EQ(value_mismatches(runs[i].gx, t[id + "_gx"], &first), 0) << "input gradient, " << runs[i].what << ": " << first;
-  }
+  expect_torch_matches(py, in, runs);
   EXPECT_GT(torch_ties, 1000) << "the inputs must contain exact ties of x * (1/s)";
   EXPECT_EQ(runs.size(), 60u);
 }
@@ -248,11 +256,7 @@ TEST(FakeQuantTorch, PerChannelForwardAndMaskBitExact) {
   LB_REQUIRE_TORCH();
   Rng rng(12);
   int64_t torch_ties = 0;
-  struct Run {
-    std::string what;
-    Tensor y, gx;
-  };
-  std::vector<Run> runs;
+  std::vector<YGradRun> runs;
   std::map<std::string, Tensor> in;
   std::ostringstream cases;
   cases << "CASES = [";
@@ -293,18 +297,7 @@ for name, qmin, qmax, axis in CASES:
     save(name + '_y', y)
     save(name + '_gx', x.grad)
 )PY";
-  std::vector<std::string> outs;
-  for (size_t i = 0; i < runs.size(); ++i) {
-    outs.push_back(case_id(i) + "_y");
-    outs.push_back(case_id(i) + "_gx");
-  }
-  auto t = lt::run_torch(py, in, outs);
-  for (size_t i = 0; i < runs.size(); ++i) {
-    const std::string id = case_id(i);
-    std::string first;
-    EXPECT_EQ(bit_mismatches(runs[i].y, t[id + "_y"], &first), 0) << runs[i].what << ": " << first;
-    EXPECT_EQ(value_mismatches(runs[i].gx, t[id + "_gx"], &first), 0) << "input gradient, " << runs[i].what << ": " << first;
-  }
+  expect_torch_matches(py, in, runs);
   EXPECT_GT(torch_ties, 1000) << "the inputs must contain exact ties of x * (1/s)";
 }
 
