@@ -4,26 +4,7 @@
 # Usage: bad_input.sh path/to/lowbit   (run from the repository root)
 set -u
 LOWBIT=${1:?usage: bad_input.sh path/to/lowbit}
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fails=0; passes=0
-
-# expect NAME WANT_RC PATTERN... -- ARGS...: runs lowbit ARGS, checks exit code and that stderr
-# matches every PATTERN (grep -E).
-expect() {
-  local name=$1 want=$2; shift 2
-  local pats=()
-  while [ "$1" != "--" ]; do pats+=("$1"); shift; done
-  shift
-  "$LOWBIT" "$@" >"$T/out" 2>"$T/err"
-  local rc=$?
-  local ok=1
-  [ "$rc" -eq "$want" ] || { echo "FAIL $name: exit $rc, wanted $want"; ok=0; }
-  for p in "${pats[@]}"; do
-    grep -qE -- "$p" "$T/err" || { echo "FAIL $name: stderr lacks /$p/"; ok=0; }
-  done
-  if [ $ok -eq 1 ]; then passes=$((passes + 1)); echo "ok   $name"; else fails=$((fails + 1)); sed 's/^/     | /' "$T/err" | head -5; fi
-}
+source "$(dirname "$0")/common.bash"
 
 cfg() { printf '%s\n' "$@" > "$T/c.yaml"; }
 base=(
@@ -93,5 +74,4 @@ expect missing_config 1 "no-such.yaml" -- train "$T/no-such.yaml"
 expect no_config_arg 2 "missing CONFIG" -- train
 expect unknown_flag 2 "unrecognised|unrecognized" -- train "$T/c.yaml" --frobnicate
 
-echo "$passes passed, $fails failed"
-[ $fails -eq 0 ]
+finish

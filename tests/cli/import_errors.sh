@@ -7,45 +7,28 @@
 set -u
 LOWBIT=${1:?usage: import_errors.sh path/to/lowbit}
 PY=/usr/bin/python3
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fails=0; passes=0
+EXPECT_IN=all
+source "$(dirname "$0")/common.bash"
+
+# Every import (failing ones above all) leaves an existing $T/out.h5 untouched when it fails, and
+# no temporary files.
+expect_before() { before=""; [ -f "$T/out.h5" ] && before=$(md5sum < "$T/out.h5"); }
+expect_extra() {
+  local name=$1 want=$2 bad=0
+  [ "$want" -eq 0 ] && return 0
+  if [ -n "$before" ] && [ "$(md5sum < "$T/out.h5")" != "$before" ]; then
+    echo "FAIL $name: the existing output file changed"; bad=1
+  fi
+  if ls "$T"/out.h5.* >/dev/null 2>&1; then echo "FAIL $name: left temporary files: $(ls "$T"/out.h5.*)"; bad=1; fi
+  return $bad
+}
+
 CFG=configs/lenet5_fmnist_fp32.yaml
 
 if ! "$PY" -c 'import h5py, numpy' 2>/dev/null; then
   echo "SKIP: $PY cannot import h5py and numpy (apt-get install python3-h5py python3-numpy)"
   echo "0 passed, 0 failed"; exit 0
 fi
-
-report() {  # NAME OK
-  if [ "$2" -eq 1 ]; then passes=$((passes + 1)); echo "ok   $1"; else fails=$((fails + 1)); sed 's/^/     | /' "$T/err" | head -8; fi
-}
-
-# expect NAME WANT_RC PATTERN... -- ARGS...: runs lowbit ARGS; checks the exit code, that
-# stdout+stderr match every PATTERN (grep -E), and that $T/out.h5 (if it existed) is unchanged.
-expect() {
-  local name=$1 want=$2; shift 2
-  local pats=()
-  while [ "$1" != "--" ]; do pats+=("$1"); shift; done
-  shift
-  local before=""
-  [ -f "$T/out.h5" ] && before=$(md5sum < "$T/out.h5")
-  "$LOWBIT" "$@" >"$T/out" 2>"$T/err"
-  local rc=$?
-  cat "$T/out" >> "$T/err"
-  local ok=1
-  [ "$rc" -eq "$want" ] || { echo "FAIL $name: exit $rc, wanted $want"; ok=0; }
-  for p in "${pats[@]}"; do
-    grep -qE -- "$p" "$T/err" || { echo "FAIL $name: output lacks /$p/"; ok=0; }
-  done
-  if [ "$want" -ne 0 ] && [ -n "$before" ] && [ "$(md5sum < "$T/out.h5")" != "$before" ]; then
-    echo "FAIL $name: the existing output file changed"; ok=0
-  fi
-  if [ "$want" -ne 0 ] && ls "$T"/out.h5.* >/dev/null 2>&1; then
-    echo "FAIL $name: left temporary files: $(ls "$T"/out.h5.*)"; ok=0
-  fi
-  report "$name" $ok
-}
 
 # LeNet-5 tensors in PyTorch layouts, and broken variants.
 "$PY" - "$T" <<'EOF' || { echo "FAIL: could not write the test files"; echo "0 passed, 1 failed"; exit 1; }
@@ -118,5 +101,4 @@ expect reimport_export 0 "summary: 10 matched" -- import "$CFG" --from "$T/exp.h
 expect init_and_resume 2 "only one" -- train "$CFG" --init "$T/x1.h5" --resume "$T/x1.h5"
 expect init_wrong_model 1 "in the checkpoint but" -- train configs/resnet8_fmnist_fp32.yaml --init "$T/x1.h5" -q --out "$T/run"
 
-echo "$passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+finish

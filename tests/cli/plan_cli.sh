@@ -4,30 +4,7 @@
 # Usage: plan_cli.sh path/to/lowbit   (run from the repository root)
 set -u
 LOWBIT=${1:?usage: plan_cli.sh path/to/lowbit}
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fails=0; passes=0
-
-report() {  # NAME OK
-  if [ "$2" -eq 1 ]; then passes=$((passes + 1)); echo "ok   $1"; else fails=$((fails + 1)); sed 's/^/     | /' "$T/err" | head -5; fi
-}
-
-# expect NAME WANT_RC PATTERN... -- ARGS...: runs lowbit ARGS, checks the exit code and that stderr
-# matches every PATTERN (grep -E).
-expect() {
-  local name=$1 want=$2; shift 2
-  local pats=()
-  while [ "$1" != "--" ]; do pats+=("$1"); shift; done
-  shift
-  "$LOWBIT" "$@" >"$T/out" 2>"$T/err"
-  local rc=$?
-  local ok=1
-  [ "$rc" -eq "$want" ] || { echo "FAIL $name: exit $rc, wanted $want"; ok=0; }
-  for p in "${pats[@]}"; do
-    grep -qE -- "$p" "$T/err" || { echo "FAIL $name: stderr lacks /$p/"; ok=0; }
-  done
-  report "$name" $ok
-}
+source "$(dirname "$0")/common.bash"
 
 # out_has NAME FILE PATTERN...: every PATTERN (grep -E) occurs in FILE.
 out_has() {
@@ -104,5 +81,4 @@ expect unwritable_plan 1 "cannot write the plan file" -- plan $MB --flash 4MB --
 "$LOWBIT" plan --help >"$T/out" 2>"$T/err"; rc=$?
 [ $rc -eq 0 ] && grep -q -- "--per-channel" "$T/out" && grep -q -- "--accounting" "$T/out"; report help $(( $? == 0 ))
 
-echo "$passes passed, $fails failed"
-[ $fails -eq 0 ]
+finish

@@ -5,26 +5,8 @@
 # Usage: quant_features.sh path/to/lowbit   (run from the repository root)
 set -u
 LOWBIT=${1:?usage: quant_features.sh path/to/lowbit}
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fails=0; passes=0
-
-# expect NAME WANT_RC PATTERN... -- ARGS...: runs lowbit ARGS, checks the exit code and that
-# stdout+stderr match every PATTERN (grep -E).
-expect() {
-  local name=$1 want=$2; shift 2
-  local pats=()
-  while [ "$1" != "--" ]; do pats+=("$1"); shift; done
-  shift
-  "$LOWBIT" "$@" >"$T/out" 2>&1
-  local rc=$?
-  local ok=1
-  [ "$rc" -eq "$want" ] || { echo "FAIL $name: exit $rc, wanted $want"; ok=0; }
-  for p in "${pats[@]}"; do
-    grep -qE -- "$p" "$T/out" || { echo "FAIL $name: output lacks /$p/"; ok=0; }
-  done
-  if [ $ok -eq 1 ]; then passes=$((passes + 1)); echo "ok   $name"; else fails=$((fails + 1)); sed 's/^/     | /' "$T/out" | head -8; fi
-}
+EXPECT_IN=all
+source "$(dirname "$0")/common.bash"
 
 # 1. lowbit quantize: the resolved W4A4 LeNet-5.
 expect quantize_w4a4 0 "wrote $T/q.yaml" "249840 weight bits" -- \
@@ -89,5 +71,4 @@ else
   echo "skip training cases: Fashion-MNIST not installed"
 fi
 
-echo "$passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+finish
