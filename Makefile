@@ -1,9 +1,14 @@
 # The two set-up commands: `make demo` and `make test` (see README.md).
 BUILD ?= build
+BUILD_SANITIZE ?= build-sanitize
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
+# Extra `key=value` overrides for the demo run, e.g. `make demo DEMO_ARGS=train.epochs=1`.
+DEMO_ARGS ?=
+# Suites left out of the sanitized run (a ctest -E regex); docs/testing.md says why each one.
+SANITIZE_EXCLUDE ?= ^cli_crash_resume$$|^cli_import_roundtrip$$
 
-.PHONY: deps build demo test install bench clean
+.PHONY: deps build demo test test-sanitize fresh-check install bench clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -15,10 +20,26 @@ build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
 demo: build
-	$(BUILD)/lowbit train configs/lenet5_fmnist_fp32.yaml --out runs/demo_lenet5_fp32
+	@bash scripts/demo.sh $(BUILD) $(DEMO_ARGS)
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# The whole suite built with AddressSanitizer + UBSan in its own folder (CUDA off: nvcc code is
+# checked by the normal build). Any sanitizer report fails the test that triggered it.
+$(BUILD_SANITIZE)/CMakeCache.txt:
+	cmake -S . -B $(BUILD_SANITIZE) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOWBIT_SANITIZE=ON -DLOWBIT_CUDA=OFF
+
+test-sanitize: deps $(BUILD_SANITIZE)/CMakeCache.txt
+	cmake --build $(BUILD_SANITIZE) -j $(JOBS)
+	cd $(BUILD_SANITIZE) && \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --output-on-failure -j $(JOBS) -E '$(SANITIZE_EXCLUDE)'
+
+# The README's two commands on a fresh Debian 12 root (slow; not part of CI). Needs root.
+fresh-check:
+	bash scripts/fresh-check.sh
 
 install: build
 	cmake --install $(BUILD)
@@ -27,4 +48,4 @@ bench: build
 	bash bench/run.sh $(BUILD)
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(BUILD_SANITIZE)

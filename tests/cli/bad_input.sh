@@ -23,7 +23,8 @@ printf 'not an idx file at all' | gzip > "$T/bad/train-images-idx3-ubyte.gz"
 cp "$T/bad/train-images-idx3-ubyte.gz" "$T/bad/train-labels-idx1-ubyte.gz"
 cfg "model:" "  path: $PWD/models/lenet5.yaml" "data:" "  path: $T/bad"
 expect wrong_magic_idx 1 "train-images-idx3-ubyte.gz" "magic" -- train "$T/c.yaml" -q
-if [ -f /usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz ]; then
+source "$(dirname "$0")/needs.bash"
+if have_fmnist_for truncated_idx; then
   mkdir -p "$T/trunc"
   zcat /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz | head -c 100000 | gzip > "$T/trunc/train-images-idx3-ubyte.gz"
   cp /usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz "$T/trunc/"

@@ -6,10 +6,8 @@
 # Usage: crash_resume.sh path/to/lowbit   (run from the repository root)
 set -u
 LOWBIT=${1:?usage: crash_resume.sh path/to/lowbit}
-DATA=/usr/share/datasets/fashion-mnist
-if [ ! -f "$DATA/train-images-idx3-ubyte.gz" ]; then
-  echo "SKIP: $DATA missing (apt-get install dataset-fashion-mnist)"; exit 0
-fi
+source "$(dirname "$0")/needs.bash"
+need_fmnist
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 ARGS=(configs/lenet5_fmnist_fp32.yaml train.epochs=4 data.train_limit=5120 data.test_limit=500 train.batch_size=64

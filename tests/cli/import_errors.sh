@@ -6,7 +6,7 @@
 # Usage: import_errors.sh path/to/lowbit   (run from the repository root)
 set -u
 LOWBIT=${1:?usage: import_errors.sh path/to/lowbit}
-PY=/usr/bin/python3
+PY=/usr/bin/python3  # Debian's interpreter (python3-torch, python3-h5py)
 EXPECT_IN=all
 source "$(dirname "$0")/common.bash"
 
@@ -25,10 +25,8 @@ expect_extra() {
 
 CFG=configs/lenet5_fmnist_fp32.yaml
 
-if ! "$PY" -c 'import h5py, numpy' 2>/dev/null; then
-  echo "SKIP: $PY cannot import h5py and numpy (apt-get install python3-h5py python3-numpy)"
-  echo "0 passed, 0 failed"; exit 0
-fi
+source "$(dirname "$0")/needs.bash"
+need_python h5py numpy
 
 # LeNet-5 tensors in PyTorch layouts, and broken variants.
 "$PY" - "$T" <<'EOF' || { echo "FAIL: could not write the test files"; echo "0 passed, 1 failed"; exit 1; }

@@ -5,24 +5,18 @@
 # within 1e-5 (max abs) with the same accuracy. Exported back with `lowbit export torch-h5` and
 # loaded with tools/h5_to_torch.py, PyTorch must reproduce lowbit's logits to the same tolerance.
 # Also: `lowbit train --init` starts from the imported weights (lr 0: same accuracy).
-# Usage: import_roundtrip.sh path/to/lowbit   (run from the repository root). Skips (exit 0, with
-# a message) when /usr/bin/python3 lacks torch/h5py or the Fashion-MNIST package is missing.
+# Usage: import_roundtrip.sh path/to/lowbit   (run from the repository root). Skips (tests/cli/needs.bash)
+# when /usr/bin/python3 lacks torch/h5py or the Fashion-MNIST package is missing.
 set -u
 LOWBIT=${1:?usage: import_roundtrip.sh path/to/lowbit}
-PY=/usr/bin/python3
-DATA=/usr/share/datasets/fashion-mnist
+PY=/usr/bin/python3  # Debian's interpreter (python3-torch, python3-h5py)
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 fails=0; passes=0
 
-if ! "$PY" -c 'import torch, h5py, numpy' 2>/dev/null; then
-  echo "SKIP: $PY cannot import torch, h5py and numpy (apt-get install python3-torch python3-h5py python3-numpy)"
-  echo "0 passed, 0 failed"; exit 0
-fi
-if [ ! -f "$DATA/t10k-images-idx3-ubyte.gz" ]; then
-  echo "SKIP: no Fashion-MNIST in $DATA (apt-get install dataset-fashion-mnist)"
-  echo "0 passed, 0 failed"; exit 0
-fi
+source "$(dirname "$0")/needs.bash"
+need_python torch h5py numpy
+need_fmnist
 
 check() {  # NAME COMMAND...: runs it, output to $T/log
   local name=$1; shift

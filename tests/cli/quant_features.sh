@@ -47,7 +47,8 @@ printf 'weights: {preset: SignedBinaryWeightPerTensorConst, learned_bits: true}\
 expect learned_bits_binary 1 "learned bit width needs an integer quantizer" -- quantize models/lenet5.yaml "$T/bad.yaml"
 
 # 2. Training and calibration on Fashion-MNIST (skipped without the data set).
-if [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+source "$(dirname "$0")/needs.bash"
+if have_fmnist_for "training and calibration cases"; then
   small=(data.train_limit=512 data.test_limit=200 train.epochs=1 train.batch_size=64)
   # NaN/Inf guard: an absurd learning rate stops the run at once, naming step, layer and quantizer.
   expect nan_guard 1 "training diverged at epoch 1, step [0-9]+" "layer [a-z0-9_]+" "quantizer [a-z0-9_]+\.(weight|act)_quant" -- \
@@ -67,8 +68,6 @@ if [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
     echo "FAIL calibrated checkpoint: $(tail -1 "$T/eval") vs $acc"; fails=$((fails + 1)); fi
   expect calibrate_needs_batches 2 "give --batches N" -- calibrate configs/lenet5_fmnist_w8a8.yaml
   expect calibrate_float_config 1 "no quant: recipe" -- calibrate configs/lenet5_fmnist_fp32.yaml --batches 2
-else
-  echo "skip training cases: Fashion-MNIST not installed"
 fi
 
 finish

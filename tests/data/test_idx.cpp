@@ -7,6 +7,7 @@
 #include "data/cifar.h"
 #include "data/idx.h"
 #include "data_test_util.h"
+#include "util/needs.h"
 
 namespace lowbit::data {
 namespace {
@@ -21,12 +22,6 @@ using testing::write_plain;
 const std::string kDir = kFashionMnistDefaultDir;
 const std::string kTrainLabels = kDir + "/train-labels-idx1-ubyte.gz";
 
-#define REQUIRE_FASHION_MNIST()                                                                          \
-  do {                                                                                                   \
-    if (!std::filesystem::exists(kTrainLabels))                                                          \
-      GTEST_SKIP() << "Fashion-MNIST not found in " << kDir << " (apt-get install dataset-fashion-mnist)"; \
-  } while (0)
-
 // The real training set, read once for all tests.
 const Dataset& fashion_train() {
   static const Dataset ds = load_fashion_mnist(kDir, true);
@@ -36,7 +31,7 @@ const Dataset& fashion_train() {
 // ---- Real files ------------------------------------------------------------------------------
 
 TEST(FashionMnist, TrainSetShapeLabelsAndPixels) {
-  REQUIRE_FASHION_MNIST();
+  LB_REQUIRE_FASHION_MNIST();
   const Dataset& ds = fashion_train();
   EXPECT_EQ(ds.name, "fashion-mnist-train");
   EXPECT_EQ(ds.num_classes, 10);
@@ -59,7 +54,7 @@ TEST(FashionMnist, TrainSetShapeLabelsAndPixels) {
 }
 
 TEST(FashionMnist, TestSet) {
-  REQUIRE_FASHION_MNIST();
+  LB_REQUIRE_FASHION_MNIST();
   const Dataset ds = load_fashion_mnist(kDir, false);
   EXPECT_EQ(ds.name, "fashion-mnist-test");
   EXPECT_EQ(ds.images.shape(), Shape({10000, 1, 28, 28}));
@@ -70,7 +65,7 @@ TEST(FashionMnist, TestSet) {
 }
 
 TEST(FashionMnist, RawIdxExtents) {
-  REQUIRE_FASHION_MNIST();
+  LB_REQUIRE_FASHION_MNIST();
   const Tensor labels = read_idx(kTrainLabels);
   EXPECT_EQ(labels.shape(), Shape({60000}));
   EXPECT_EQ(labels.dtype(), DType::u8);
@@ -236,7 +231,7 @@ void read_or_error(const std::string& path, int64_t max_bytes) {
 }
 
 TEST(IdxFuzz, TruncatedAndFlippedLabelFiles) {
-  REQUIRE_FASHION_MNIST();
+  LB_REQUIRE_FASHION_MNIST();
   TempDir tmp;
   const std::string path = tmp.file("labels.gz");
   const Bytes compressed = testing::read_plain(kTrainLabels);

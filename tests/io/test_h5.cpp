@@ -90,16 +90,6 @@ std::string error_of(F&& f) {
 
 const char* kPython = "/usr/bin/python3";
 
-bool have_h5py() {
-  static const bool ok = std::system((std::string(kPython) + " -c 'import h5py, numpy' >/dev/null 2>&1").c_str()) == 0;
-  return ok;
-}
-
-#define REQUIRE_H5PY()                                                                                  \
-  do {                                                                                                  \
-    if (!have_h5py()) GTEST_SKIP() << kPython << " cannot import h5py (apt-get install python3-h5py)"; \
-  } while (0)
-
 // Runs a Python snippet with `np`, `h5py` and D (the folder) in scope. Throws with its output
 // when it fails.
 void run_python(const TempDir& dir, const std::string& code) {
@@ -284,7 +274,7 @@ TEST(H5RoundTrip, StringsAndAttributes) {
 }
 
 TEST(H5RoundTrip, H5pyReadsOurFiles) {
-  REQUIRE_H5PY();
+  LB_REQUIRE_H5PY();
   TempDir tmp;
   {
     H5Writer w(tmp.file("ours.h5"), H5WriteOptions{.gzip_level = 4});
@@ -338,7 +328,7 @@ TEST(H5Writer, MisuseIsAnError) {
 // ---- Files written by h5py -------------------------------------------------------------------------
 
 TEST(H5Py, FlatPyTorchStateDictWithConversions) {
-  REQUIRE_H5PY();
+  LB_REQUIRE_H5PY();
   TempDir tmp;
   run_python(tmp, R"PY(
 sd = {
@@ -408,7 +398,7 @@ with h5py.File(D + '/sd.h5', 'w') as f:
 
 TEST(H5Py, TorchStateDictMatchesTorch) {
   LB_REQUIRE_TORCH();
-  REQUIRE_H5PY();
+  LB_REQUIRE_H5PY();
   TempDir tmp;
   const std::string path = tmp.file("model.h5");
   auto out = testing::run_torch(R"PY(
@@ -439,7 +429,7 @@ for k, v in sd.items():
 }
 
 TEST(H5Py, NestedGroupsAndDottedNames) {
-  REQUIRE_H5PY();
+  LB_REQUIRE_H5PY();
   TempDir tmp;
   run_python(tmp, R"PY(
 with h5py.File(D + '/n.h5', 'w') as f:
@@ -473,7 +463,7 @@ with h5py.File(D + '/n.h5', 'w') as f:
 }
 
 TEST(H5Py, VariableAndFixedLengthStrings) {
-  REQUIRE_H5PY();
+  LB_REQUIRE_H5PY();
   TempDir tmp;
   run_python(tmp, R"PY(
 with h5py.File(D + '/s.h5', 'w') as f:
@@ -525,7 +515,7 @@ with h5py.File(D + '/s.h5', 'w') as f:
 }
 
 TEST(H5Py, CompressionFiltersAndLayouts) {
-  REQUIRE_H5PY();
+  LB_REQUIRE_H5PY();
   TempDir tmp;
   run_python(tmp, R"PY(
 a = (np.arange(10000, dtype=np.float32) % 13).reshape(100, 100)
@@ -574,7 +564,7 @@ with h5py.File(D + '/c.h5', 'w') as f:
 }
 
 TEST(H5Py, KerasLegacyLayout) {
-  REQUIRE_H5PY();
+  LB_REQUIRE_H5PY();
   TempDir tmp;
   // What Keras 2 `model.save_weights('w.h5')` writes: root attributes layer_names, backend and
   // keras_version (fixed-length bytes), a group per layer with weight_names, and weights at
@@ -608,7 +598,7 @@ with h5py.File(D + '/k.h5', 'w') as f:
 }
 
 TEST(H5Py, ClaimedSizesBeyondTheStoredBytes) {
-  REQUIRE_H5PY();
+  LB_REQUIRE_H5PY();
   TempDir tmp;
   run_python(tmp, R"PY(
 with h5py.File(D + '/u.h5', 'w') as f:
@@ -957,7 +947,7 @@ TEST(H5Fuzz, TruncatedAndBitFlippedCheckpoints) {
 // The same for a file h5py wrote with its defaults (oldest file format: no metadata checksums,
 // so more corruptions get past libhdf5's own checks).
 TEST(H5Fuzz, TruncatedAndBitFlippedH5pyFile) {
-  REQUIRE_H5PY();
+  LB_REQUIRE_H5PY();
   TempDir tmp;
   run_python(tmp, R"PY(
 with h5py.File(D + '/src.h5', 'w') as f:

@@ -17,6 +17,7 @@
 #include "core/error.h"
 #include "io/checkpoint.h"
 #include "io/h5_file.h"
+#include "util/needs.h"
 #include "io/model_file.h"
 #include "io/weights_export.h"
 #include "io/weights_import.h"
@@ -27,26 +28,6 @@ using namespace lowbit;
 namespace fs = std::filesystem;
 
 namespace {
-
-const std::string& h5py_python(std::string* why) {
-  static std::string path, reason;
-  static bool probed = false;
-  if (!probed) {
-    probed = true;
-    if (std::system("/usr/bin/python3 -c 'import h5py, numpy' >/dev/null 2>&1") == 0)
-      path = "/usr/bin/python3";
-    else
-      reason = "/usr/bin/python3 cannot import h5py and numpy (apt-get install python3-h5py python3-numpy)";
-  }
-  *why = reason;
-  return path;
-}
-
-#define REQUIRE_H5PY()                                \
-  do {                                                \
-    std::string why_;                                 \
-    if (h5py_python(&why_).empty()) GTEST_SKIP() << why_; \
-  } while (0)
 
 // The model every test imports into: conv (no bias) + batch norm + depthwise conv (multiplier 2)
 // + flatten of a (6, 4, 4) map + linear.
@@ -202,7 +183,7 @@ struct ImportTest : ::testing::Test {
 };
 
 TEST_F(ImportTest, FlatDottedNamesWithTorchCounter) {
-  REQUIRE_H5PY();
+  LB_REQUIRE_H5PY();
   python("flat('w.h5', ref)\n");
   io::BuiltModel m = model();
   io::ImportPlan p = io::import_weights(file("w.h5"), m, {});
@@ -218,7 +199,7 @@ TEST_F(ImportTest, FlatDottedNamesWithTorchCounter) {
 }
 
 TEST_F(ImportTest, NestedGroupsAndFloat64) {
-  REQUIRE_H5PY();
+  LB_REQUIRE_H5PY();
   python(R"PY(
 with h5py.File(os.path.join(D, "w.h5"), "w") as f:
     for k, v in ref.items():
@@ -236,7 +217,7 @@ with h5py.File(os.path.join(D, "w.h5"), "w") as f:
 }
 
 TEST_F(ImportTest, KerasLegacyLayoutsAreTransposed) {
-  REQUIRE_H5PY();
+  LB_REQUIRE_H5PY();
   python("keras('k.h5')\n");
   io::BuiltModel m = model();
   const Tensor nbt_before = state(m)["bn.num_batches_tracked"];
@@ -256,7 +237,7 @@ TEST_F(ImportTest, KerasLegacyLayoutsAreTransposed) {
 }
 
 TEST_F(ImportTest, KerasFullModelFileWithSplitVlenAttributes) {
-  REQUIRE_H5PY();
+  LB_REQUIRE_H5PY();
   python("keras('k.h5', base='model_weights', split=True, vlen=True)\n");
   io::BuiltModel m = model();
   io::ImportPlan p = io::import_weights(file("k.h5"), m, {});
@@ -266,7 +247,7 @@ TEST_F(ImportTest, KerasFullModelFileWithSplitVlenAttributes) {
 }
 
 TEST_F(ImportTest, KerasNamesRenamedWithMap) {
-  REQUIRE_H5PY();
+  LB_REQUIRE_H5PY();
   python("keras('k.h5', names=('conv2d', 'batch_normalization', 'depthwise_conv2d', 'dense'))\n");
   io::BuiltModel m = model();
   // Without maps nothing matches: the error shows both sides and suggests --map.
@@ -289,7 +270,7 @@ TEST_F(ImportTest, KerasNamesRenamedWithMap) {
 }
 
 TEST_F(ImportTest, MapRenamesPrefixesFirstMatchWins) {
-  REQUIRE_H5PY();
+  LB_REQUIRE_H5PY();
   python(R"PY(
 names = {"conv": "features.0", "bn": "features.1", "dw": "features.3", "fc": "classifier.1"}
 flat("w.h5", {names[k.split(".")[0]] + "." + k.split(".", 1)[1]: v for k, v in ref.items()})
@@ -305,7 +286,7 @@ flat("w.h5", {names[k.split(".")[0]] + "." + k.split(".", 1)[1]: v for k, v in r
 }
 
 TEST_F(ImportTest, CommonPrefixIsStrippedWithoutMaps) {
-  REQUIRE_H5PY();
+  LB_REQUIRE_H5PY();
   python("flat('w.h5', {'module.' + k: v for k, v in ref.items()})\n");
   io::BuiltModel m = model();
   io::ImportPlan p = io::import_weights(file("w.h5"), m, {});
@@ -323,7 +304,7 @@ TEST_F(ImportTest, ParseNameMap) {
 }
 
 TEST_F(ImportTest, MissingTensorIsAnErrorUnlessAllowed) {
-  REQUIRE_H5PY();
+  LB_REQUIRE_H5PY();
   python("r = dict(ref); del r['fc.bias']; del r['bn.num_batches_tracked']; flat('w.h5', r)\n");
   io::BuiltModel m = model();
   const auto before = state(m);
@@ -343,7 +324,7 @@ TEST_F(ImportTest, MissingTensorIsAnErrorUnlessAllowed) {
 }
 
 TEST_F(ImportTest, UnusedFileTensorsFailOnlyWithStrict) {
-  REQUIRE_H5PY();
+  LB_REQUIRE_H5PY();
   python("r = dict(ref); r['fc2.weight'] = f32(2, 2); flat('w.h5', r)\n");
   io::BuiltModel m = model();
   io::ImportPlan p = io::import_weights(file("w.h5"), m, {});
@@ -359,7 +340,7 @@ TEST_F(ImportTest, UnusedFileTensorsFailOnlyWithStrict) {
 }
 
 TEST_F(ImportTest, WrongShapeNamesTheTensorAndBothShapes) {
-  REQUIRE_H5PY();
+  LB_REQUIRE_H5PY();
   python(R"PY(
 r = dict(ref); r['fc.weight'] = f32(5, 95); flat('w.h5', r)
 k = dict(ref); k['bn.num_batches_tracked'] = np.zeros(2, np.int64); flat('n.h5', k)
@@ -381,7 +362,7 @@ t = dict(ref); t['fc.bias'] = np.arange(5, dtype=np.int32); flat('t.h5', t)
 }
 
 TEST_F(ImportTest, KerasWrongShapeShowsTheConversion) {
-  REQUIRE_H5PY();
+  LB_REQUIRE_H5PY();
   python("keras('k.h5')\n");
   std::string yaml = kModelYaml;
   yaml.replace(yaml.find("out_features: 5"), 15, "out_features: 4");
@@ -393,7 +374,7 @@ TEST_F(ImportTest, KerasWrongShapeShowsTheConversion) {
 }
 
 TEST_F(ImportTest, TwoFileTensorsWithOneName) {
-  REQUIRE_H5PY();
+  LB_REQUIRE_H5PY();
   python("r = dict(ref); r['old.bias'] = f32(5); flat('w.h5', r)\n");
   io::BuiltModel m = model();
   io::ImportOptions opt;
@@ -403,7 +384,7 @@ TEST_F(ImportTest, TwoFileTensorsWithOneName) {
 }
 
 TEST_F(ImportTest, UnreadableFilesGiveClearErrors) {
-  REQUIRE_H5PY();
+  LB_REQUIRE_H5PY();
   python(R"PY(
 flat('lzf.h5', {k: v for k, v in ref.items() if v.ndim > 0}, compression='lzf')
 flat('ok.h5', ref)
@@ -423,7 +404,7 @@ with h5py.File(os.path.join(D, 'empty.h5'), 'w') as f:
 }
 
 TEST_F(ImportTest, FromLowbitCheckpoint) {
-  REQUIRE_H5PY();
+  LB_REQUIRE_H5PY();
   python("flat('w.h5', ref)\n");
   io::BuiltModel a = model(1);
   io::import_weights(file("w.h5"), a, {});
@@ -436,7 +417,7 @@ TEST_F(ImportTest, FromLowbitCheckpoint) {
 }
 
 TEST_F(ImportTest, IntoQuantizedConfig) {
-  REQUIRE_H5PY();
+  LB_REQUIRE_H5PY();
   python("flat('w.h5', ref)\n");
   // Learned (LSQ) weight scales start from the imported weights; activation quantizers keep the
   // recipe's initialization; neither is an error although the float file lacks them.
@@ -464,7 +445,7 @@ TEST_F(ImportTest, IntoQuantizedConfig) {
 }
 
 TEST_F(ImportTest, ExportWritesTorchStateDictAndReimports) {
-  REQUIRE_H5PY();
+  LB_REQUIRE_H5PY();
   python("flat('w.h5', ref)\n");
   io::BuiltModel a = model(1);
   io::import_weights(file("w.h5"), a, {});
@@ -488,7 +469,7 @@ with h5py.File(os.path.join(D, "out.h5"), "r") as f:
 }
 
 TEST_F(ImportTest, ExportLeavesTheTargetAloneOnError) {
-  REQUIRE_H5PY();
+  LB_REQUIRE_H5PY();
   python("flat('w.h5', ref)\n");
   const std::string target = write("out.h5", "previous contents");
   EXPECT_NE(error_of([&] { io::export_torch_h5(file("w.h5"), target); }).find("not a Lowbit checkpoint"), std::string::npos);

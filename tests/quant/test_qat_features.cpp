@@ -92,7 +92,6 @@ Built build(const std::string& model_file, const std::string& recipe_yaml, uint6
   return b;
 }
 
-bool have_fmnist() { return std::filesystem::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"); }
 
 // A small run config (YAML text) over the first few Fashion-MNIST samples.
 std::string small_run(const std::string& model, const std::string& quant, const std::string& extra = "") {
@@ -138,7 +137,7 @@ TEST(NanGuard, ZeroBiasWithInternalScaleStaysFinite) {
 }
 
 TEST(NanGuard, ZeroBiasTrainsWithoutNaN) {
-  if (!have_fmnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  LB_REQUIRE_FASHION_MNIST();
   // Every bias starts at zero and is quantized with an internal scale.
   auto cfg = run_config(small_run("models/lenet5.yaml",
                                   "  weights: Int8WeightPerTensorFloat\n"
@@ -213,7 +212,7 @@ TEST(NanGuard, LocateNonFiniteForward) {
 }
 
 TEST(NanGuard, TrainingStopsWithStepLayerAndQuantizer) {
-  if (!have_fmnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  LB_REQUIRE_FASHION_MNIST();
   // A learned activation scale poisoned by an absurd learning rate: the run must stop at once,
   // naming the step, and the layer and quantizer where the NaN/Inf showed.
   auto cfg = run_config(small_run("models/lenet5.yaml",
@@ -424,7 +423,7 @@ TEST(LearnedBits, BadOptions) {
 }
 
 TEST(LearnedBits, TrainingLowersBitsUnderCost) {
-  if (!have_fmnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  LB_REQUIRE_FASHION_MNIST();
   // A strong bit cost pulls the learned widths down from 4 bits within one short epoch.
   auto cfg = run_config(small_run("models/lenet5.yaml",
                                   "  weights: {preset: Int8WeightPerChannelFloat, learned_bits: true}\n"
@@ -1084,7 +1083,7 @@ TEST(BnFold, BadRecipe) {
 }
 
 TEST(BnFold, TrainingSwitchesAndCheckpointEvaluatesTheSame) {
-  if (!have_fmnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  LB_REQUIRE_FASHION_MNIST();
   const std::string text = "model: {path: " + kSrc + "/models/tfc.yaml, params: {in_channels: 1, input_size: 28}}\n" +
                            "data: {mean: [0.2860], std: [0.3530], train_limit: 512, test_limit: 300}\n"
                            "optimizer: {name: adam, lr: 0.01}\n"
@@ -1199,7 +1198,7 @@ TEST(Calibration, QuantizerEmaAndHandOver) {
 }
 
 TEST(Calibration, LoadsAFloatCheckpoint) {
-  if (!have_fmnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  LB_REQUIRE_FASHION_MNIST();
   // A float model's weights into the quantized model: quantizer state starts fresh.
   auto fcfg = run_config("model: {path: " + kSrc + "/models/lenet5.yaml}\n" +
                          "data: {mean: [0.2860], std: [0.3530], train_limit: 256, test_limit: 100}\n"

@@ -14,22 +14,7 @@ namespace fs = std::filesystem;
 
 namespace lowbit::testing {
 
-const std::string& torch_python(std::string* why) {
-  static std::string path, reason;
-  static bool probed = false;
-  if (!probed) {
-    probed = true;
-    for (const char* cand : {"/usr/bin/python3"}) {
-      std::string cmd = std::string(cand) + " -c 'import torch, numpy' >/dev/null 2>&1";
-      if (std::system(cmd.c_str()) == 0) { path = cand; break; }
-    }
-    if (path.empty())
-      reason = "PyTorch oracle unavailable: /usr/bin/python3 cannot import torch and numpy "
-               "(apt-get install python3-torch python3-numpy, or run scripts/install-deps.sh)";
-  }
-  if (why) *why = reason;
-  return path;
-}
+const std::string& torch_python(std::string* why) { return python_with("torch, numpy", why); }
 
 namespace {
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "tensor/tensor.h"
+#include "util/needs.h"
 
 namespace lowbit::testing {
 
@@ -19,11 +20,7 @@ const std::string& torch_python(std::string* why = nullptr);
 std::map<std::string, Tensor> run_torch(const std::string& script, const std::map<std::string, Tensor>& inputs,
                                         const std::vector<std::string>& outputs);
 
-// Skips the current GoogleTest test with a message when torch is unavailable.
-#define LB_REQUIRE_TORCH()                                                                  \
-  do {                                                                                      \
-    std::string why_;                                                                       \
-    if (::lowbit::testing::torch_python(&why_).empty()) GTEST_SKIP() << why_;               \
-  } while (0)
+// Skips the current test when torch is unavailable (fails instead under LOWBIT_REQUIRE_TORCH=1).
+#define LB_REQUIRE_TORCH() LB_NEED(::lowbit::testing::torch_python(&why_), "LOWBIT_REQUIRE_TORCH")
 
 }  // namespace lowbit::testing
