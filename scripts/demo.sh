@@ -16,17 +16,18 @@ trap 'rm -f "$out"' EXIT
 acc=$(sed -n 's/^test_acc=//p' "$out" | tail -1)
 [ -n "$acc" ] || { echo "demo: training printed no test_acc line" >&2; exit 1; }
 
-cat <<MSG
-
-Demo done: LeNet-5 (float32) reached test accuracy $acc on the 10,000 Fashion-MNIST test images.
-Run folder: $RUN (config.yaml, metrics.csv, last.h5, best.h5)
-
-Next:
-  $LOWBIT eval $RUN                                   # evaluate best.h5 again
-  $LOWBIT inspect $RUN/best.h5                        # what the checkpoint holds
-  $LOWBIT quantize models/lenet5.yaml configs/lenet5_fmnist_w4a4.yaml   # the 4-bit model it would train
-  $LOWBIT train configs/lenet5_fmnist_w4a4.yaml --init $RUN      # fine-tune it at 4 bits (QAT)
-  $LOWBIT plan models/lenet5.yaml --flash 20kB --ram 2kB          # bit widths for a microcontroller
-  $LOWBIT export torch-h5 --weights $RUN/best.h5 -o lenet5.h5     # weights back to PyTorch
-See docs/getting-started.md.
-MSG
+echo
+echo "Demo done: LeNet-5 (float32) reached test accuracy $acc on the 10,000 Fashion-MNIST test images."
+echo "Run folder: $RUN (config.yaml, metrics.csv, last.h5, best.h5)"
+echo
+echo "Next, on this model:"
+next() { printf '  %-104s # %s\n' "$1" "$2"; }
+next "$LOWBIT eval $RUN" "evaluate best.h5 again"
+next "$LOWBIT inspect $RUN/best.h5" "what the checkpoint holds"
+next "$LOWBIT calibrate configs/lenet5_fmnist_w8a8.yaml --weights $RUN --batches 20 -o w8a8.h5" "8-bit post-training quantization"
+next "$LOWBIT eval --weights w8a8.h5" "its accuracy at 8 bits"
+next "$LOWBIT export torch-h5 --weights $RUN/best.h5 -o lenet5_torch.h5" "weights for PyTorch (tools/h5_to_torch.py)"
+next "$LOWBIT import configs/lenet5_fmnist_w4a4_finetune.yaml --from lenet5_torch.h5 -o w4a4_init.h5" "start a 4-bit model from them"
+next "$LOWBIT train configs/lenet5_fmnist_w4a4_finetune.yaml --init w4a4_init.h5" "fine-tune at 4 bits (QAT)"
+next "$LOWBIT plan models/lenet5.yaml --flash 20kB --ram 2kB" "bit widths that fit a microcontroller"
+echo "See docs/getting-started.md."
