@@ -10,7 +10,7 @@
 #include <iostream>
 
 #include "core/threads.h"
-#include "io/model_file.h"
+#include "config/model_file.h"
 #include "ops/ops.h"
 #include "optim/sgd.h"
 #include "quant/recipe.h"
@@ -41,13 +41,13 @@ int main(int argc, char** argv) {
   }
   try {
     set_num_threads(threads);
-    std::map<std::string, io::ModelParamOverride> ov;
+    std::map<std::string, config::ModelParamOverride> ov;
     for (const auto& p : params) {
       auto eq = p.find('=');
       LB_CHECK(eq != std::string::npos, "--param ", p, ": expected k=v");
       ov[p.substr(0, eq)] = {std::stod(p.substr(eq + 1)), "--param " + p};
     }
-    io::BuiltModel m = io::build_model(model_path, ov, 0);
+    config::BuiltModel m = config::build_model(model_path, ov, 0);
     if (!recipe_path.empty()) {
       YAML::Node doc = io::load_yaml_file(recipe_path);
       quant::apply_recipe(*m.graph, quant::parse_recipe(doc["quant"], io::YamlSource{recipe_path, {}}));

@@ -70,40 +70,44 @@ Network describe(const nn::Graph& g, const Shape& input, const std::string& name
   for (size_t k = 0; k < nodes.size(); ++k) {
     const nn::GraphNode& n = nodes[k];
     const nn::Module* m = n.module.get();
-    if (const auto* c = dynamic_cast<const nn::Conv2d*>(m)) {
-      const nn::Conv2dOptions& o = c->options();
-      PlanLayer l;
-      l.name = n.name;
-      l.kind = o.groups == 1 ? "conv2d"
-               : (o.groups == o.in_channels && o.out_channels == o.in_channels) ? "depthwise"
-                                                                                 : "grouped";
-      l.weights = o.out_channels * (o.in_channels / o.groups) * o.kernel_h * o.kernel_w;
-      l.channels = o.out_channels;
-      l.in_elems = in_shape(n.inputs[0]).numel();
-      l.out_elems = shapes[k].numel();
-      l.in_tensor = in_t(n.inputs[0]);
-      l.out_tensor = node_t[k] = make(n.name);
-      net.layers.push_back(l);
-    } else if (const auto* li = dynamic_cast<const nn::Linear*>(m)) {
-      const nn::LinearOptions& o = li->options();
-      PlanLayer l;
-      l.name = n.name;
-      l.kind = "linear";
-      l.weights = o.in_features * o.out_features;
-      l.channels = o.out_features;
-      l.in_elems = in_shape(n.inputs[0]).numel();
-      l.out_elems = shapes[k].numel();
-      l.in_tensor = in_t(n.inputs[0]);
-      l.out_tensor = node_t[k] = make(n.name);
-      net.layers.push_back(l);
-    } else if (dynamic_cast<const nn::Graph*>(m)) {
-      LB_FAIL("model '", name, "': node '", n.name, "' is a nested graph, which the planner does not read");
-    } else {
-      // Batch norm (folded), activations, pooling, flatten, dropout: the same integer format.
-      // add / concat: integer deployment needs equal formats on all inputs, so one tensor.
-      const int t = find(in_t(n.inputs[0]));
-      for (size_t j = 1; j < n.inputs.size(); ++j) parent[find(in_t(n.inputs[j]))] = t;
-      node_t[k] = t;
+    switch (m->traits().planner) {
+      case nn::Planner::weight_layer: {
+        PlanLayer l;
+        l.name = n.name;
+        if (m->kind() == nn::LayerKind::conv2d) {
+          const nn::Conv2dOptions& o = static_cast<const nn::Conv2d*>(m)->options();
+          l.kind = o.groups == 1 ? "conv2d"
+                   : (o.groups == o.in_channels && o.out_channels == o.in_channels) ? "depthwise"
+                                                                                     : "grouped";
+          l.weights = o.out_channels * (o.in_channels / o.groups) * o.kernel_h * o.kernel_w;
+          l.channels = o.out_channels;
+        } else if (m->kind() == nn::LayerKind::linear) {
+          const nn::LinearOptions& o = static_cast<const nn::Linear*>(m)->options();
+          l.kind = "linear";
+          l.weights = o.in_features * o.out_features;
+          l.channels = o.out_features;
+        } else {
+          LB_FAIL("model '", name, "': node '", n.name, "' (", m->type_name(),
+                  ") is already quantized; the planner reads float models (plan the float model file)");
+        }
+        l.in_elems = in_shape(n.inputs[0]).numel();
+        l.out_elems = shapes[k].numel();
+        l.in_tensor = in_t(n.inputs[0]);
+        l.out_tensor = node_t[k] = make(n.name);
+        net.layers.push_back(l);
+        break;
+      }
+      case nn::Planner::unsupported:
+        LB_FAIL("model '", name, "': node '", n.name, "' (", m->type_name(), ") is not something the planner reads",
+                m->kind() == nn::LayerKind::graph ? " (a nested graph)" : "");
+      case nn::Planner::alias:  // batch norm (folded), activations, pooling, flatten, dropout: same tensor
+      case nn::Planner::merge: {
+        // add / concat: integer deployment needs equal formats on all inputs, so one tensor.
+        const int t = find(in_t(n.inputs[0]));
+        for (size_t j = 1; j < n.inputs.size(); ++j) parent[find(in_t(n.inputs[j]))] = t;
+        node_t[k] = t;
+        break;
+      }
     }
   }
   LB_CHECK(!net.layers.empty(), "model '", name,

@@ -29,7 +29,7 @@ class Graph : public Module {
   void replace(int index, std::shared_ptr<Module> module);
   Variable forward(const Variable& x) override;
   Shape infer_shape(const std::vector<Shape>& in) const override;
-  std::string type_name() const override { return "graph"; }
+  LayerKind kind() const override { return LayerKind::graph; }
 
   const std::vector<GraphNode>& nodes() const { return nodes_; }
   int find(const std::string& name) const;  // -1 when absent

@@ -101,6 +101,7 @@ Variable Activation::forward(const Variable& x) {
     case ActivationKind::relu6: return ops::relu6(x);
     case ActivationKind::hardtanh: return ops::hardtanh(x, o_.min_val, o_.max_val);
     case ActivationKind::leaky_relu: return ops::leaky_relu(x, o_.negative_slope);
+    case ActivationKind::hardswish: return ops::hardswish(x);
     case ActivationKind::tanh: return ops::tanh(x);
     case ActivationKind::sigmoid: return ops::sigmoid(x);
     case ActivationKind::identity: return x;
@@ -108,17 +109,18 @@ Variable Activation::forward(const Variable& x) {
   return x;
 }
 
-std::string Activation::type_name() const {
+LayerKind Activation::kind() const {
   switch (o_.kind) {
-    case ActivationKind::relu: return "relu";
-    case ActivationKind::relu6: return "relu6";
-    case ActivationKind::hardtanh: return "hardtanh";
-    case ActivationKind::leaky_relu: return "leaky_relu";
-    case ActivationKind::tanh: return "tanh";
-    case ActivationKind::sigmoid: return "sigmoid";
-    case ActivationKind::identity: return "identity";
+    case ActivationKind::relu: return LayerKind::relu;
+    case ActivationKind::relu6: return LayerKind::relu6;
+    case ActivationKind::hardtanh: return LayerKind::hardtanh;
+    case ActivationKind::leaky_relu: return LayerKind::leaky_relu;
+    case ActivationKind::hardswish: return LayerKind::hardswish;
+    case ActivationKind::tanh: return LayerKind::tanh;
+    case ActivationKind::sigmoid: return LayerKind::sigmoid;
+    case ActivationKind::identity: return LayerKind::identity;
   }
-  return "?";
+  LB_FAIL("activation: unknown kind ", static_cast<int>(o_.kind));
 }
 
 Variable Pool2d::forward(const Variable& x) {
@@ -138,13 +140,13 @@ Shape Pool2d::infer_shape(const std::vector<Shape>& in) const {
           ops::conv_out_size(s[3], o_.kernel_w, o_.stride_w, o_.pad_w, 1, false)};
 }
 
-std::string Pool2d::type_name() const {
+LayerKind Pool2d::kind() const {
   switch (kind_) {
-    case PoolKind::max: return "max_pool2d";
-    case PoolKind::avg: return "avg_pool2d";
-    case PoolKind::global_avg: return "global_avg_pool2d";
+    case PoolKind::max: return LayerKind::max_pool2d;
+    case PoolKind::avg: return LayerKind::avg_pool2d;
+    case PoolKind::global_avg: return LayerKind::global_avg_pool2d;
   }
-  return "?";
+  LB_FAIL("pool: unknown kind ", static_cast<int>(kind_));
 }
 
 Shape Flatten::infer_shape(const std::vector<Shape>& in) const {

@@ -24,7 +24,7 @@ class Conv2d : public Module {
   Conv2d(const Conv2dOptions& o, Rng& rng);
   Variable forward(const Variable& x) override;
   Shape infer_shape(const std::vector<Shape>& in) const override;
-  std::string type_name() const override { return "conv2d"; }
+  LayerKind kind() const override { return LayerKind::conv2d; }
   const Conv2dOptions& options() const { return o_; }
   Variable& weight() { return weight_; }  // (C_out, C_in/groups, KH, KW)
   Variable& bias() { return bias_; }      // (C_out) or undefined
@@ -44,7 +44,7 @@ class Linear : public Module {
   Linear(const LinearOptions& o, Rng& rng);
   Variable forward(const Variable& x) override;
   Shape infer_shape(const std::vector<Shape>& in) const override;
-  std::string type_name() const override { return "linear"; }
+  LayerKind kind() const override { return LayerKind::linear; }
   const LinearOptions& options() const { return o_; }
   Variable& weight() { return weight_; }  // (out, in)
   Variable& bias() { return bias_; }      // (out) or undefined
@@ -68,7 +68,8 @@ class BatchNorm2d : public Module {
   explicit BatchNorm2d(const BatchNorm2dOptions& o, bool one_d = false);
   Variable forward(const Variable& x) override;
   Shape infer_shape(const std::vector<Shape>& in) const override;
-  std::string type_name() const override { return one_d_ ? "batch_norm1d" : "batch_norm2d"; }
+  LayerKind kind() const override { return one_d_ ? LayerKind::batch_norm1d : LayerKind::batch_norm2d; }
+  bool one_d() const { return one_d_; }
   const BatchNorm2dOptions& options() const { return o_; }
 
  private:
@@ -80,7 +81,7 @@ class BatchNorm2d : public Module {
   Tensor* num_batches_tracked_;  // (1) s32, PyTorch's counter (kept for import/export)
 };
 
-enum class ActivationKind { relu, relu6, hardtanh, leaky_relu, tanh, sigmoid, identity };
+enum class ActivationKind { relu, relu6, hardtanh, leaky_relu, hardswish, tanh, sigmoid, identity };
 
 struct ActivationOptions {
   ActivationKind kind = ActivationKind::relu;
@@ -93,7 +94,7 @@ class Activation : public Module {
   explicit Activation(const ActivationOptions& o) : o_(o) {}
   Variable forward(const Variable& x) override;
   Shape infer_shape(const std::vector<Shape>& in) const override { return in.at(0); }
-  std::string type_name() const override;
+  LayerKind kind() const override;
   const ActivationOptions& options() const { return o_; }
 
  private:
@@ -107,8 +108,8 @@ class Pool2d : public Module {
   Pool2d(PoolKind kind, const ops::Pool2dOptions& o) : kind_(kind), o_(o) {}
   Variable forward(const Variable& x) override;
   Shape infer_shape(const std::vector<Shape>& in) const override;
-  std::string type_name() const override;
-  PoolKind kind() const { return kind_; }
+  LayerKind kind() const override;
+  PoolKind pool_kind() const { return kind_; }
   const ops::Pool2dOptions& options() const { return o_; }
 
  private:
@@ -120,7 +121,7 @@ class Flatten : public Module {
  public:
   Variable forward(const Variable& x) override { return ops::flatten(x, 1); }
   Shape infer_shape(const std::vector<Shape>& in) const override;
-  std::string type_name() const override { return "flatten"; }
+  LayerKind kind() const override { return LayerKind::flatten; }
 };
 
 class Dropout : public Module {
@@ -128,7 +129,7 @@ class Dropout : public Module {
   Dropout(float p, uint64_t seed) : p_(p), rng_(seed) {}
   Variable forward(const Variable& x) override { return ops::dropout(x, p_, training_, rng_); }
   Shape infer_shape(const std::vector<Shape>& in) const override { return in.at(0); }
-  std::string type_name() const override { return "dropout"; }
+  LayerKind kind() const override { return LayerKind::dropout; }
   Rng* rng_state() override { return &rng_; }
 
  private:
@@ -142,8 +143,7 @@ class Add : public Module {
   Variable forward(const Variable& x) override { return x; }
   Variable forward_multi(const std::vector<Variable>& xs) override;
   Shape infer_shape(const std::vector<Shape>& in) const override;
-  std::string type_name() const override { return "add"; }
-  bool multi_input() const override { return true; }
+  LayerKind kind() const override { return LayerKind::add; }
 };
 
 // Channel concatenation of >= 2 inputs.
@@ -152,8 +152,7 @@ class Concat : public Module {
   Variable forward(const Variable& x) override { return x; }
   Variable forward_multi(const std::vector<Variable>& xs) override { return ops::concat_channels(xs); }
   Shape infer_shape(const std::vector<Shape>& in) const override;
-  std::string type_name() const override { return "concat"; }
-  bool multi_input() const override { return true; }
+  LayerKind kind() const override { return LayerKind::concat; }
 };
 
 }  // namespace lowbit::nn

@@ -9,6 +9,7 @@
 
 #include "autograd/variable.h"
 #include "core/rng.h"
+#include "nn/layer_kinds.h"
 
 namespace lowbit::nn {
 
@@ -21,10 +22,14 @@ class Module {
   virtual Variable forward_multi(const std::vector<Variable>& xs);
   // Output shape for the given input shapes, without computing (throws on mismatch).
   virtual Shape infer_shape(const std::vector<Shape>& in) const = 0;
-  // Registry type name ("conv2d", "relu", ...), as written in model YAML files.
-  virtual std::string type_name() const = 0;
-  // Number of inputs this module takes (1 except add/concat, which take >= 2).
-  virtual bool multi_input() const { return false; }
+  // What kind of layer this is: its row in the layer-kind table (nn/layer_kinds.h).
+  virtual LayerKind kind() const = 0;
+  const LayerTraits& traits() const { return nn::traits(kind()); }
+  // Type name for messages and model files ("conv2d", "quant_relu", ...): the table's name unless
+  // the layer refines it.
+  virtual std::string type_name() const { return std::string(traits().name); }
+  // Whether this module takes >= 2 inputs (add, concat) instead of one.
+  bool multi_input() const { return traits().multi_input; }
 
   void train(bool on = true);
   void eval() { train(false); }

@@ -57,6 +57,11 @@ Variable leaky_relu(const Variable& x, float slope) {
                [slope](float v) { return kernels::leaky_relu_bwd_from_x(v, slope); }, "leaky_relu");
 }
 
+Variable hardswish(const Variable& x) {
+  return unary(x, Save::input, [](float v) { return kernels::hardswish_fwd(v); },
+               [](float v) { return kernels::hardswish_bwd_from_x(v); }, "hardswish");
+}
+
 Variable tanh(const Variable& x) {
   return unary(x, Save::output, [](float v) { return kernels::tanh_fwd(v); },
                [](float y) { return kernels::tanh_bwd_from_y(y); }, "tanh");

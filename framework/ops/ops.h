@@ -38,6 +38,7 @@ Variable relu(const Variable& x);
 Variable relu6(const Variable& x);
 Variable hardtanh(const Variable& x, float min_val = -1.f, float max_val = 1.f);
 Variable leaky_relu(const Variable& x, float negative_slope = 0.01f);
+Variable hardswish(const Variable& x);  // x * relu6(x + 3) / 6
 Variable tanh(const Variable& x);
 Variable sigmoid(const Variable& x);
 

@@ -36,7 +36,7 @@ std::string layer_of(const Quantizer& q) {
 
 // ---- FoldableBatchNorm --------------------------------------------------------------------
 
-FoldableBatchNorm::FoldableBatchNorm(nn::BatchNorm2d& src) : nn::BatchNorm2d(src.options(), src.type_name() == "batch_norm1d") {
+FoldableBatchNorm::FoldableBatchNorm(nn::BatchNorm2d& src) : nn::BatchNorm2d(src.options(), src.one_d()) {
   training_ = src.training();
   auto mine = named_parameters();
   for (auto& [name, p] : src.named_parameters())
@@ -276,9 +276,9 @@ Variable QuantShared::forward_multi(const std::vector<Variable>& xs) {
 // ---- QuantAvgPool -------------------------------------------------------------------------
 
 QuantAvgPool::QuantAvgPool(std::shared_ptr<nn::Pool2d> pool, int bits) : pool_(std::move(pool)), bits_(bits) {
-  LB_CHECK(pool_->kind() != nn::PoolKind::max, "a truncating average pool replaces an average pool, not a max pool");
+  LB_CHECK(pool_->pool_kind() != nn::PoolKind::max, "a truncating average pool replaces an average pool, not a max pool");
   LB_CHECK(bits_ >= 0 && bits_ <= 32, "truncating average pool: bit width ", bits_, " is outside 1..32");
-  if (pool_->kind() == nn::PoolKind::avg) {
+  if (pool_->pool_kind() == nn::PoolKind::avg) {
     const auto& o = pool_->options();
     LB_CHECK((o.pad_h == 0 && o.pad_w == 0) || o.count_include_pad, "truncating average pool: padding without ",
              "count_include_pad divides border windows by fewer than k*k values");
@@ -286,7 +286,7 @@ QuantAvgPool::QuantAvgPool(std::shared_ptr<nn::Pool2d> pool, int bits) : pool_(s
 }
 
 int64_t QuantAvgPool::window(const Shape& s) const {
-  if (pool_->kind() == nn::PoolKind::global_avg) return s[2] * s[3];
+  if (pool_->pool_kind() == nn::PoolKind::global_avg) return s[2] * s[3];
   return pool_->options().kernel_h * pool_->options().kernel_w;
 }
 

@@ -26,6 +26,9 @@ struct AccumulatorConfig {
 class FoldableBatchNorm : public nn::BatchNorm2d {
  public:
   explicit FoldableBatchNorm(nn::BatchNorm2d& src);  // copies src's options, parameters and statistics
+  nn::LayerKind kind() const override { return nn::LayerKind::foldable_batch_norm; }
+  // Named like the batch norm it replaces (checkpoints and messages do not change when folding).
+  std::string type_name() const override { return one_d() ? "batch_norm1d" : "batch_norm2d"; }
   Variable forward(const Variable& x) override { return folded_ ? x : nn::BatchNorm2d::forward(x); }
   void set_folded(bool f) { folded_ = f; }
   bool folded() const { return folded_; }
@@ -46,7 +49,7 @@ class QuantWeightLayer : public nn::Module {
                    const std::optional<QuantizerConfig>& bias_quant);
   Variable forward(const Variable& x) override;
   Shape infer_shape(const std::vector<Shape>& in) const override { return float_->infer_shape(in); }
-  std::string type_name() const override { return conv_ ? "quant_conv2d" : "quant_linear"; }
+  nn::LayerKind kind() const override { return conv_ ? nn::LayerKind::quant_conv2d : nn::LayerKind::quant_linear; }
   Quantizer& weight_quant() { return *wq_; }
   Quantizer* bias_quant() { return bq_.get(); }
   nn::Module& float_layer() { return *float_; }
@@ -101,6 +104,7 @@ class QuantAct : public nn::Module {
   QuantAct(std::shared_ptr<nn::Module> act, const QuantizerConfig& quant, int64_t channels = 1);
   Variable forward(const Variable& x) override;
   Shape infer_shape(const std::vector<Shape>& in) const override { return act_ ? act_->infer_shape(in) : in.at(0); }
+  nn::LayerKind kind() const override { return nn::LayerKind::quant_act; }
   std::string type_name() const override { return act_ ? "quant_" + act_->type_name() : "quant_identity"; }
   Quantizer& act_quant() { return *q_; }
   nn::Module* activation() { return act_.get(); }
@@ -124,8 +128,7 @@ class QuantShared : public nn::Module {
   Variable forward(const Variable& x) override { return x; }
   Variable forward_multi(const std::vector<Variable>& xs) override;
   Shape infer_shape(const std::vector<Shape>& in) const override { return op_->infer_shape(in); }
-  std::string type_name() const override { return is_add_ ? "quant_eltwise_add" : "quant_cat"; }
-  bool multi_input() const override { return true; }
+  nn::LayerKind kind() const override { return is_add_ ? nn::LayerKind::quant_add : nn::LayerKind::quant_concat; }
   Quantizer& input_quant() { return *q_; }
   bool is_add() const { return is_add_; }
   // Input shapes of the last forward.
@@ -150,7 +153,7 @@ class QuantAvgPool : public nn::Module {
   QuantAvgPool(std::shared_ptr<nn::Pool2d> pool, int bits);
   Variable forward(const Variable& x) override;
   Shape infer_shape(const std::vector<Shape>& in) const override { return pool_->infer_shape(in); }
-  std::string type_name() const override { return "quant_avg_pool2d"; }
+  nn::LayerKind kind() const override { return nn::LayerKind::quant_avg_pool2d; }
   void set_input_meta(std::function<QuantMeta()> f) { input_meta_ = std::move(f); }
   // Output metadata for input metadata `in` and input shape `shape` (N, C, H, W).
   QuantMeta output_meta(const QuantMeta& in) const;
@@ -171,7 +174,7 @@ class QuantScaleBias : public nn::Module {
                  const std::optional<QuantizerConfig>& output_quant);
   Variable forward(const Variable& x) override;
   Shape infer_shape(const std::vector<Shape>& in) const override;
-  std::string type_name() const override { return "quant_scale_bias"; }
+  nn::LayerKind kind() const override { return nn::LayerKind::quant_scale_bias; }
   Variable& weight() { return weight_; }
   Variable& bias() { return bias_; }
   Quantizer* weight_quant() { return wq_.get(); }

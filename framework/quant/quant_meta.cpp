@@ -99,74 +99,82 @@ QuantMeta propagate_meta(const nn::Module& m, const std::vector<QuantMeta>& in, 
     if (a.shape.rank() > 0) o.shape = m.infer_shape({a.shape});
     return o;
   };
-  if (auto* fb = dynamic_cast<const FoldableBatchNorm*>(&m)) {
-    if (fb->folded()) return keep(in.at(0));  // folded into the conv before it: the identity
+  switch (m.traits().grid) {
+    case nn::Grid::keep: return keep(in.at(0));
+    case nn::Grid::folded_bn:
+      if (static_cast<const FoldableBatchNorm&>(m).folded()) return keep(in.at(0));  // folded: the identity
+      return QuantMeta::none("batch norm " + name + " is not folded: its output is not on an integer grid");
+    case nn::Grid::keep_flatten: {
+      QuantMeta o = keep(in.at(0));
+      if (!o.valid() || o.scale.numel() == 1 || o.axis < 1) return o;
+      const QuantMeta& a = in.at(0);
+      if (a.shape.rank() < 2) return QuantMeta::none("flatten " + name + ": per-channel input without a known shape");
+      // Per-channel (C) scales over (N, C, H, W) -> per-feature (C*H*W) scales over (N, C*H*W).
+      o.scale = expand_over_features(a.scale, a.shape, a.axis);
+      if (a.zero_point.defined()) o.zero_point = expand_over_features(a.zero_point, a.shape, a.axis);
+      o.scale_var = Variable();
+      o.axis = 1;
+      return o;
+    }
+    case nn::Grid::window_average: {
+      const QuantMeta& a = in.at(0);
+      if (!a.valid()) return QuantMeta::none("the input of " + name + " is not quantized (" + a.why + ")");
+      if (a.shape.rank() != 4) return QuantMeta::none(name + ": input shape unknown");
+      const auto& p = dynamic_cast<const nn::Pool2d&>(m);
+      const auto& o = p.options();
+      const bool global = p.pool_kind() == nn::PoolKind::global_avg;
+      if (!global && (o.pad_h || o.pad_w) && !o.count_include_pad)
+        return QuantMeta::none(name + ": padded windows without count_include_pad have varying divisors");
+      const int64_t k2 = global ? a.shape[2] * a.shape[3] : o.kernel_h * o.kernel_w;
+      QuantMeta r = keep(a);
+      r.scale = a.scale.clone();
+      for (int64_t i = 0; i < r.scale.numel(); ++i)
+        r.scale.f32()[i] = static_cast<float>(static_cast<double>(r.scale.f32()[i]) / static_cast<double>(k2));
+      r.scale_var = a.scale_var.defined() ? div_scalar(a.scale_var, static_cast<float>(k2)) : Variable();
+      r.bits = accumulator_bits(a.bits, 1, k2);  // ceil(log2((2^b - 1) * k*k))
+      return r;
+    }
+    case nn::Grid::sum:
+    case nn::Grid::concat: {
+      const bool is_sum = m.traits().grid == nn::Grid::sum;
+      for (size_t k = 0; k < in.size(); ++k)
+        if (!in[k].valid())
+          return QuantMeta::none("input " + std::to_string(k + 1) + " of " + t + " " + name + " is not quantized (" +
+                                 in[k].why + ")");
+      for (size_t k = 1; k < in.size(); ++k) {
+        const bool same = same_tensor(in[k].scale, in[0].scale) && zero_or_none(in[k].zero_point) &&
+                          zero_or_none(in[0].zero_point) &&
+                          (is_sum || (in[k].bits == in[0].bits && in[k].is_signed == in[0].is_signed));
+        if (!same)
+          return QuantMeta::none("the inputs of " + t + " " + name + " are on different grids (" + in[0].source +
+                                 " and " + in[k].source + "): share one quantizer (quant." + t + ": shared)");
+      }
+      QuantMeta o = in[0];
+      std::vector<Shape> shapes;
+      bool known = true;
+      int bits = 0;
+      bool is_signed = false;
+      for (const auto& a : in) {
+        shapes.push_back(a.shape);
+        known = known && a.shape.rank() > 0;
+        bits = std::max(bits, a.bits);
+        is_signed = is_signed || a.is_signed;
+      }
+      if (known) o.shape = m.infer_shape(shapes);
+      if (is_sum) {
+        o.bits = bits + static_cast<int>(std::ceil(std::log2(static_cast<double>(in.size()))));
+        o.is_signed = is_signed;
+      }
+      o.source = name;
+      return o;
+    }
+    case nn::Grid::own_quantizer:  // meta_rec asks the quantized layers themselves
+      return QuantMeta::none("the output of " + name + " (" + t + ") comes from its own quantizer");
+    case nn::Grid::breaks: break;
+  }
+  if (m.traits().weights != nn::Weights::none) return QuantMeta::none(name + " is a float layer");
+  if (m.traits().lowering == nn::Lowering::fold)
     return QuantMeta::none("batch norm " + name + " is not folded: its output is not on an integer grid");
-  }
-  if (t == "relu" || t == "dropout" || t == "identity" || t == "max_pool2d") return keep(in.at(0));
-  if (t == "flatten") {
-    QuantMeta o = keep(in.at(0));
-    if (!o.valid() || o.scale.numel() == 1 || o.axis < 1) return o;
-    const QuantMeta& a = in.at(0);
-    if (a.shape.rank() < 2) return QuantMeta::none("flatten " + name + ": per-channel input without a known shape");
-    // Per-channel (C) scales over (N, C, H, W) -> per-feature (C*H*W) scales over (N, C*H*W).
-    o.scale = expand_over_features(a.scale, a.shape, a.axis);
-    if (a.zero_point.defined()) o.zero_point = expand_over_features(a.zero_point, a.shape, a.axis);
-    o.scale_var = Variable();
-    o.axis = 1;
-    return o;
-  }
-  if (t == "avg_pool2d" || t == "global_avg_pool2d") {
-    const QuantMeta& a = in.at(0);
-    if (!a.valid()) return QuantMeta::none("the input of " + name + " is not quantized (" + a.why + ")");
-    if (a.shape.rank() != 4) return QuantMeta::none(name + ": input shape unknown");
-    const auto& p = dynamic_cast<const nn::Pool2d&>(m);
-    const auto& o = p.options();
-    if (t == "avg_pool2d" && (o.pad_h || o.pad_w) && !o.count_include_pad)
-      return QuantMeta::none(name + ": padded windows without count_include_pad have varying divisors");
-    const int64_t k2 = t == "global_avg_pool2d" ? a.shape[2] * a.shape[3] : o.kernel_h * o.kernel_w;
-    QuantMeta r = keep(a);
-    r.scale = a.scale.clone();
-    for (int64_t i = 0; i < r.scale.numel(); ++i)
-      r.scale.f32()[i] = static_cast<float>(static_cast<double>(r.scale.f32()[i]) / static_cast<double>(k2));
-    r.scale_var = a.scale_var.defined() ? div_scalar(a.scale_var, static_cast<float>(k2)) : Variable();
-    r.bits = accumulator_bits(a.bits, 1, k2);  // ceil(log2((2^b - 1) * k*k))
-    return r;
-  }
-  if (t == "add" || t == "concat") {
-    for (size_t k = 0; k < in.size(); ++k)
-      if (!in[k].valid())
-        return QuantMeta::none("input " + std::to_string(k + 1) + " of " + t + " " + name + " is not quantized (" +
-                               in[k].why + ")");
-    for (size_t k = 1; k < in.size(); ++k) {
-      const bool same = same_tensor(in[k].scale, in[0].scale) && zero_or_none(in[k].zero_point) &&
-                        zero_or_none(in[0].zero_point) && (t == "add" || (in[k].bits == in[0].bits && in[k].is_signed == in[0].is_signed));
-      if (!same)
-        return QuantMeta::none("the inputs of " + t + " " + name + " are on different grids (" + in[0].source + " and " +
-                               in[k].source + "): share one quantizer (quant." + t + ": shared)");
-    }
-    QuantMeta o = in[0];
-    std::vector<Shape> shapes;
-    bool known = true;
-    int bits = 0;
-    bool is_signed = false;
-    for (const auto& a : in) {
-      shapes.push_back(a.shape);
-      known = known && a.shape.rank() > 0;
-      bits = std::max(bits, a.bits);
-      is_signed = is_signed || a.is_signed;
-    }
-    if (known) o.shape = m.infer_shape(shapes);
-    if (t == "add") {
-      o.bits = bits + static_cast<int>(std::ceil(std::log2(static_cast<double>(in.size()))));
-      o.is_signed = is_signed;
-    }
-    o.source = name;
-    return o;
-  }
-  if (t == "batch_norm2d" || t == "batch_norm1d")
-    return QuantMeta::none("batch norm " + name + " is not folded: its output is not on an integer grid");
-  if (t == "conv2d" || t == "linear") return QuantMeta::none(name + " is a float layer");
   return QuantMeta::none("the output of " + name + " (" + t + ") is not on an integer grid");
 }
 

@@ -107,7 +107,7 @@ class Quantizer : public nn::Module {
   // statistic), applied to each; the inputs of an add or a concat then share a grid.
   std::vector<Variable> forward_shared(const std::vector<Variable>& xs);
   Shape infer_shape(const std::vector<Shape>& in) const override { return in.at(0); }
-  std::string type_name() const override { return "quantizer"; }
+  nn::LayerKind kind() const override { return nn::LayerKind::quantizer; }
   const QuantizerConfig& config() const { return cfg_; }
   // Metadata of the last forward (scale, zero point, bits).
   const QuantMeta& meta() const { return meta_; }

@@ -84,10 +84,18 @@ SharedMode parse_shared(const YAML::Node& n, const io::YamlSource& src, const st
 
 bool given(const YAML::Node& n) { return n.IsDefined() && !n.IsNull(); }
 
+// The recipe's quant.add / quant.concat mode for a float add or concat; none for other layers.
+SharedMode shared_mode(const QuantRecipe& r, nn::LayerKind kind) {
+  if (kind == nn::LayerKind::add) return r.add;
+  if (kind == nn::LayerKind::concat) return r.concat;
+  return SharedMode::none;
+}
+
+// Layers whose output is on their input's grid. A foldable batch norm counts: it is folded (or
+// will be, at bn_fold_delay) into the conv before it, and then it is the identity.
 bool keeps_grid(const nn::Module& m) {
-  if (dynamic_cast<const FoldableBatchNorm*>(&m)) return true;  // folded (or to be): the identity
-  const std::string t = m.type_name();
-  return t == "relu" || t == "dropout" || t == "identity" || t == "max_pool2d" || t == "flatten";
+  const nn::Grid g = m.traits().grid;
+  return g == nn::Grid::keep || g == nn::Grid::keep_flatten || g == nn::Grid::folded_bn;
 }
 
 // The quantizer whose integer grid node `idx`'s output is on (following layers that keep the
@@ -130,10 +138,10 @@ bool has_grid(const nn::Graph& g, int idx, std::string& why) {
                                                        ? ": per-channel output scales"
                                                        : ": its bias is not on the s_in * s_w grid") + ")";
     return false;
-  } else if (keeps_grid(*m) || dynamic_cast<QuantAvgPool*>(m) ||
-             m->type_name() == "avg_pool2d" || m->type_name() == "global_avg_pool2d") {
+  } else if (keeps_grid(*m) || m->kind() == nn::LayerKind::quant_avg_pool2d ||
+             m->traits().grid == nn::Grid::window_average) {
     return has_grid(g, n.inputs.at(0), why);
-  } else if (m->type_name() == "add" || m->type_name() == "concat") {
+  } else if (m->kind() == nn::LayerKind::add || m->kind() == nn::LayerKind::concat) {
     for (int i : n.inputs)
       if (!has_grid(g, i, why)) return false;
     return true;
@@ -142,9 +150,6 @@ bool has_grid(const nn::Graph& g, int idx, std::string& why) {
   return false;
 }
 
-bool non_negative_activation(nn::ActivationKind k) {
-  return k == nn::ActivationKind::relu || k == nn::ActivationKind::relu6 || k == nn::ActivationKind::sigmoid;
-}
 
 }  // namespace
 
@@ -301,8 +306,7 @@ void apply_recipe(nn::Graph& model, const QuantRecipe& r, const Shape& input) {
   // First and last weight layers (in execution order).
   int first_w = -1, last_w = -1;
   for (size_t i = 0; i < nodes.size(); ++i) {
-    const std::string t = nodes[i].module->type_name();
-    if (t == "conv2d" || t == "linear") {
+    if (nodes[i].module->traits().weights != nn::Weights::none) {
       if (first_w < 0) first_w = static_cast<int>(i);
       last_w = static_cast<int>(i);
     }
@@ -315,7 +319,8 @@ void apply_recipe(nn::Graph& model, const QuantRecipe& r, const Shape& input) {
     std::vector<const LayerOverride*> overrides;  // the quant.layers entries matching this layer, in order
     for (const auto& o : r.layers)
       if (glob_match(o.pattern, name)) overrides.push_back(&o);
-    if ((t == "conv2d" || t == "linear") && r.weights) {
+    const nn::LayerKind kind = m->kind();
+    if ((kind == nn::LayerKind::conv2d || kind == nn::LayerKind::linear) && r.weights) {
       QuantizerConfig w = *r.weights;
       if (r.first_last_bits > 0 && (static_cast<int>(i) == first_w || static_cast<int>(i) == last_w))
         w.bits = r.first_last_bits;
@@ -331,8 +336,8 @@ void apply_recipe(nn::Graph& model, const QuantRecipe& r, const Shape& input) {
       auto layer = std::make_shared<QuantWeightLayer>(m, w, b);
       layer->set_accumulator(acc);
       model.replace(static_cast<int>(i), layer);
-    } else if (auto* act = dynamic_cast<nn::Activation*>(m.get())) {
-      const bool non_neg = non_negative_activation(act->options().kind);
+    } else if (dynamic_cast<nn::Activation*>(m.get())) {
+      const bool non_neg = m->traits().non_negative;
       std::optional<QuantizerConfig> a = non_neg ? r.activations : r.signed_activations;
       for (const LayerOverride* o : overrides)
         if (given(o->activations)) a = merge_opt(a ? a : r.activations, o->activations, r, "quant.layers." + o->pattern + ".activations");
@@ -380,7 +385,7 @@ void apply_recipe(nn::Graph& model, const QuantRecipe& r, const Shape& input) {
   for (size_t i = 0; i < nodes.size(); ++i) {
     const std::string name = nodes[i].name;
     const std::string t = nodes[i].module->type_name();
-    const SharedMode mode = t == "add" ? r.add : t == "concat" ? r.concat : SharedMode::none;
+    const SharedMode mode = shared_mode(r, nodes[i].module->kind());
     if (mode != SharedMode::shared || is_float(name)) continue;
     LB_CHECK(r.shared_quantizer, r.src.file, ": quant.", t, ": shared needs a quantizer for the inputs of '", name,
              "' (set quant.shared_quantizer or quant.signed_activations)");
@@ -394,7 +399,7 @@ void apply_recipe(nn::Graph& model, const QuantRecipe& r, const Shape& input) {
   if (r.trunc_avg_pool)
     for (size_t i = 0; i < nodes.size(); ++i) {
       auto pool = std::dynamic_pointer_cast<nn::Pool2d>(nodes[i].module);
-      if (!pool || pool->kind() == nn::PoolKind::max || is_float(nodes[i].name)) continue;
+      if (!pool || pool->pool_kind() == nn::PoolKind::max || is_float(nodes[i].name)) continue;
       model.replace(static_cast<int>(i), std::make_shared<QuantAvgPool>(pool, r.avg_pool_bits));
     }
   if (r.input) {
@@ -421,7 +426,7 @@ void apply_recipe(nn::Graph& model, const QuantRecipe& r, const Shape& input) {
       LB_CHECK(has_grid(model, n.inputs[0], why), r.src.file, ": quant.avg_pool: the truncating average pool '", n.name,
                "' needs a quantized input, but ", why, " is not quantized");
     }
-    const SharedMode mode = t == "add" ? r.add : t == "concat" ? r.concat : SharedMode::none;
+    const SharedMode mode = shared_mode(r, n.module->kind());
     if (mode == SharedMode::require_equal) {
       const Quantizer* first = nullptr;
       std::string first_name;

@@ -5,7 +5,7 @@
 //   quant:
 //     weights: {preset: Int8WeightPerChannelFloat, bits: 4}
 //     activations: {preset: Uint8ActPerTensorFloat, bits: 4}   # relu, relu6, sigmoid (>= 0)
-//     signed_activations: Int8ActPerTensorFloat                 # hardtanh, tanh, leaky_relu, identity
+//     signed_activations: Int8ActPerTensorFloat                 # hardtanh, tanh, leaky_relu, hardswish, identity
 //     input: {preset: Int8ActPerTensorFloat, bits: 8}
 //     bias: null                        # or a bias quantizer (internal scaling)
 //     bits: 4                           # one line: bit width of weights and activations

@@ -105,7 +105,7 @@ YAML::Node quantizer_yaml(const QuantizerConfig& c) {
   return n;
 }
 
-std::string resolved_model_yaml(io::BuiltModel& m, const std::string& model_file, const std::string& header) {
+std::string resolved_model_yaml(config::BuiltModel& m, const std::string& model_file, const std::string& header) {
   nn::Graph& g = *m.graph;
   // The model file's layer entries by name, echoed as the float layer each node came from.
   std::map<std::string, YAML::Node> entries;
@@ -194,12 +194,10 @@ std::string resolved_model_yaml(io::BuiltModel& m, const std::string& model_file
       if (sb->output_quant()) l["act_quant"] = quantizer_yaml(sb->output_quant()->config());
     } else if (dynamic_cast<QuantAvgPool*>(mod)) {
       quantized = true;
-    } else if (auto* fb = dynamic_cast<FoldableBatchNorm*>(mod)) {
-      (void)fb;
+    } else if (mod->kind() == nn::LayerKind::foldable_batch_norm) {
       l["note"] = "folded into the layer before it from its delay on";
-    } else {
-      const std::string t = mod->type_name();
-      if (t == "conv2d" || t == "linear") l["note"] = "float (left unquantized)";
+    } else if (mod->traits().weights != nn::Weights::none) {
+      l["note"] = "float (left unquantized)";
     }
     (void)quantized;
     l["output"] = meta_yaml(metas[k].output);

@@ -5,7 +5,7 @@
 
 #include <yaml-cpp/yaml.h>
 
-#include "io/model_file.h"
+#include "config/model_file.h"
 #include "quant/quantizer.h"
 
 namespace lowbit::quant {
@@ -16,6 +16,6 @@ YAML::Node quantizer_yaml(const QuantizerConfig& c);
 // YAML text of the quantized model `m` (built from the model file `model_file`, whose layer
 // entries are echoed under `float:`); `header` lines go first as comments. Runs one forward of
 // zeros in eval mode (no state changes) to report each layer's output metadata.
-std::string resolved_model_yaml(io::BuiltModel& m, const std::string& model_file, const std::string& header);
+std::string resolved_model_yaml(config::BuiltModel& m, const std::string& model_file, const std::string& header);
 
 }  // namespace lowbit::quant

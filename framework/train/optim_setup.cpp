@@ -10,7 +10,7 @@
 
 namespace lowbit::train {
 
-std::unique_ptr<optim::Optimizer> make_optimizer(const io::OptimizerConfig& c, nn::Module& model) {
+std::unique_ptr<optim::Optimizer> make_optimizer(const config::OptimizerConfig& c, nn::Module& model) {
   // Quantizers with their own weight decay: parameter name -> decay.
   std::map<std::string, double> own;
   for (auto& [qname, q] : quant::quantizers_of(model)) {
@@ -48,22 +48,22 @@ std::unique_ptr<optim::Optimizer> make_optimizer(const io::OptimizerConfig& c, n
   if (!no_decay.empty()) groups.push_back(make_group(std::move(no_decay), 0.0));
   for (auto& [wd, params] : by_decay) groups.push_back(make_group(std::move(params), wd));
   switch (c.kind) {
-    case io::OptimizerKind::sgd: return std::make_unique<optim::SGD>(std::move(groups));
-    case io::OptimizerKind::adam: return std::make_unique<optim::Adam>(std::move(groups));
-    case io::OptimizerKind::adamw: return std::make_unique<optim::AdamW>(std::move(groups));
+    case config::OptimizerKind::sgd: return std::make_unique<optim::SGD>(std::move(groups));
+    case config::OptimizerKind::adam: return std::make_unique<optim::Adam>(std::move(groups));
+    case config::OptimizerKind::adamw: return std::make_unique<optim::AdamW>(std::move(groups));
   }
   return nullptr;
 }
 
-optim::LrScheduleConfig schedule_config(const io::ScheduleConfig& c, int64_t epochs, int64_t iters_per_epoch) {
+optim::LrScheduleConfig schedule_config(const config::ScheduleConfig& c, int64_t epochs, int64_t iters_per_epoch) {
   optim::LrScheduleConfig o;
   const int64_t k = c.per_iteration ? std::max<int64_t>(1, iters_per_epoch) : 1;  // config epochs -> schedule units
   o.unit = o.warmup_unit = c.per_iteration ? optim::LrUnit::iteration : optim::LrUnit::epoch;
   switch (c.kind) {
-    case io::ScheduleKind::constant: o.kind = optim::LrKind::constant; break;
-    case io::ScheduleKind::step: o.kind = optim::LrKind::step; break;
-    case io::ScheduleKind::multistep: o.kind = optim::LrKind::multistep; break;
-    case io::ScheduleKind::cosine: o.kind = optim::LrKind::cosine; break;
+    case config::ScheduleKind::constant: o.kind = optim::LrKind::constant; break;
+    case config::ScheduleKind::step: o.kind = optim::LrKind::step; break;
+    case config::ScheduleKind::multistep: o.kind = optim::LrKind::multistep; break;
+    case config::ScheduleKind::cosine: o.kind = optim::LrKind::cosine; break;
   }
   o.step_size = c.step_size * k;
   o.gamma = c.gamma;

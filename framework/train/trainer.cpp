@@ -7,7 +7,7 @@
 #include <fstream>
 
 #include "core/threads.h"
-#include "io/checkpoint.h"
+#include "persist/checkpoint.h"
 #include "data/cifar.h"
 #include "data/idx.h"
 #include "ops/ops.h"
@@ -22,8 +22,8 @@ namespace lowbit::train {
 
 namespace fs = std::filesystem;
 
-data::Dataset load_dataset(const io::DataConfig& cfg, bool train) {
-  data::Dataset ds = cfg.dataset == io::DatasetKind::fashion_mnist ? data::load_fashion_mnist(cfg.path, train)
+data::Dataset load_dataset(const config::DataConfig& cfg, bool train) {
+  data::Dataset ds = cfg.dataset == config::DatasetKind::fashion_mnist ? data::load_fashion_mnist(cfg.path, train)
                                                                   : data::load_cifar10(cfg.path, train);
   const int64_t limit = train ? cfg.train_limit : cfg.test_limit;
   if (limit > 0 && limit < ds.size()) {
@@ -33,7 +33,7 @@ data::Dataset load_dataset(const io::DataConfig& cfg, bool train) {
   return ds;
 }
 
-data::Transforms make_transforms(const io::DataConfig& cfg, bool train) {
+data::Transforms make_transforms(const config::DataConfig& cfg, bool train) {
   data::Transforms t;
   t.add(data::ToFloat{});
   t.add(data::Normalize{cfg.mean, cfg.std});
@@ -42,7 +42,7 @@ data::Transforms make_transforms(const io::DataConfig& cfg, bool train) {
   return t;
 }
 
-data::LoaderOptions eval_loader_options(const io::RunConfig& cfg) {
+data::LoaderOptions eval_loader_options(const config::RunConfig& cfg) {
   data::LoaderOptions o;
   o.batch_size = cfg.train.eval_batch_size;
   o.shuffle = false;
@@ -111,8 +111,8 @@ static int64_t count_correct(const Tensor& logits, const Tensor& y) {
   return correct;
 }
 
-io::BuiltModel build_model(const io::RunConfig& cfg) {
-  io::BuiltModel m = io::build_model(cfg.model_path, cfg.model_params, cfg.train.seed);
+config::BuiltModel build_model(const config::RunConfig& cfg) {
+  config::BuiltModel m = config::build_model(cfg.model_path, cfg.model_params, cfg.train.seed);
   quant::apply_recipe(*m.graph, quant::parse_recipe(cfg.quant, cfg.source), m.input);
   return m;
 }
@@ -121,14 +121,14 @@ namespace {
 
 // Everything one run needs, built from the config.
 struct Run {
-  io::BuiltModel built;
+  config::BuiltModel built;
   data::Dataset train_ds, test_ds;
   std::unique_ptr<data::DataLoader> train_loader, test_loader;
   std::unique_ptr<optim::Optimizer> optimizer;
   std::unique_ptr<optim::LrSchedule> schedule;
 };
 
-Run build_run(const io::RunConfig& cfg) {
+Run build_run(const config::RunConfig& cfg) {
   Run r;
   const uint64_t seed = cfg.train.seed;
   r.built = train::build_model(cfg);
@@ -161,25 +161,25 @@ std::string history_jsonl(const std::vector<EpochMetrics>& h) {
 
 }  // namespace
 
-TrainResult run_training(const io::RunConfig& cfg, const TrainOptions& opt) {
+TrainResult run_training(const config::RunConfig& cfg, const TrainOptions& opt) {
   set_num_threads(static_cast<int>(cfg.train.threads));
   Run run = build_run(cfg);
   nn::Graph& model = *run.built.graph;
   data::DataLoader& train_loader = *run.train_loader;
   optim::Optimizer& optimizer = *run.optimizer;
   const quant::QuantRecipe recipe = quant::parse_recipe(cfg.quant, cfg.source);
-  const std::string config_text = io::to_yaml(cfg.resolved);
+  const std::string config_text = config::to_yaml(cfg.resolved);
 
-  io::TrainProgress prog;
+  persist::TrainProgress prog;
   prog.threads = num_threads();
   std::vector<EpochMetrics> history;
   LB_CHECK(opt.resume.empty() || opt.init_weights.empty(),
            "--init starts a fresh run from a checkpoint's weights and --resume continues a run: give one of them");
-  if (!opt.init_weights.empty()) io::load_model_state(opt.init_weights, model);  // weights only
+  if (!opt.init_weights.empty()) persist::load_model_state(opt.init_weights, model);  // weights only
   if (!opt.resume.empty()) {
-    io::CheckpointParts parts = io::read_checkpoint_info(opt.resume);
-    io::load_model_state(opt.resume, model);
-    io::load_training_state(opt.resume, model, optimizer, *run.schedule);
+    persist::CheckpointParts parts = persist::read_checkpoint_info(opt.resume);
+    persist::load_model_state(opt.resume, model);
+    persist::load_training_state(opt.resume, model, optimizer, *run.schedule);
     LB_CHECK(parts.progress.threads == prog.threads, "resume: ", opt.resume, " was written with ", parts.progress.threads,
              " threads but this run uses ", prog.threads, ": pass --threads ", parts.progress.threads,
              " for a bit-identical continuation");
@@ -197,7 +197,7 @@ TrainResult run_training(const io::RunConfig& cfg, const TrainOptions& opt) {
   if (!opt.resume.empty()) metrics.reset(history);
   const std::string last_path = run_dir + "/last.h5", best_path = run_dir + "/best.h5";
   auto save = [&](const std::string& path) {
-    io::save_checkpoint(path, model, &optimizer, run.schedule.get(), {config_text, history_jsonl(history), prog});
+    persist::save_checkpoint(path, model, &optimizer, run.schedule.get(), {config_text, history_jsonl(history), prog});
   };
 
   const bool tty = !opt.quiet && stderr_is_tty();

@@ -4,8 +4,8 @@
 #include <string>
 
 #include "data/loader.h"
-#include "io/model_file.h"
-#include "io/run_config.h"
+#include "config/model_file.h"
+#include "config/run_config.h"
 
 namespace lowbit::train {
 
@@ -31,7 +31,7 @@ struct TrainResult {
 // With opt.resume, continues from that checkpoint: the final weights equal an uninterrupted
 // run's bit for bit (same seed and thread count), and the metrics files are rewritten to the
 // checkpoint's history before new epochs are appended.
-TrainResult run_training(const io::RunConfig& cfg, const TrainOptions& opt);
+TrainResult run_training(const config::RunConfig& cfg, const TrainOptions& opt);
 
 struct EvalResult {
   double loss = 0, acc = 0;
@@ -43,15 +43,15 @@ struct EvalResult {
 EvalResult evaluate(nn::Module& model, data::DataLoader& loader, Tensor* logits = nullptr);
 
 // The model of a run config: the model file with its params, then the `quant:` recipe.
-io::BuiltModel build_model(const io::RunConfig& cfg);
+config::BuiltModel build_model(const config::RunConfig& cfg);
 
 // The checkpoint a --resume argument names: a file, or a run folder's last.h5.
 std::string resolve_checkpoint(const std::string& file_or_run_dir);
 
 // Training/test data sets as the config describes them (limits applied).
-data::Dataset load_dataset(const io::DataConfig& cfg, bool train);
-data::Transforms make_transforms(const io::DataConfig& cfg, bool train);
+data::Dataset load_dataset(const config::DataConfig& cfg, bool train);
+data::Transforms make_transforms(const config::DataConfig& cfg, bool train);
 // Loader options for evaluation (and calibration): in order, eval transforms, eval batch size.
-data::LoaderOptions eval_loader_options(const io::RunConfig& cfg);
+data::LoaderOptions eval_loader_options(const config::RunConfig& cfg);
 
 }  // namespace lowbit::train

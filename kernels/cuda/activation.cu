@@ -13,6 +13,7 @@ __global__ void fwd_kernel(Act act, const float* x, float* y, int64_t n, float a
       case Act::relu: y[i] = relu_fwd(x[i]); break;
       case Act::hardtanh: y[i] = hardtanh_fwd(x[i], a, b); break;
       case Act::leaky_relu: y[i] = leaky_relu_fwd(x[i], a); break;
+      case Act::hardswish: y[i] = hardswish_fwd(x[i]); break;
       case Act::tanh: y[i] = tanh_fwd(x[i]); break;
       case Act::sigmoid: y[i] = sigmoid_fwd(x[i]); break;
     }
@@ -26,6 +27,7 @@ __global__ void bwd_kernel(Act act, const float* s, const float* dy, float* dx, 
       case Act::relu: d = relu_bwd_from_y(s[i]); break;
       case Act::hardtanh: d = hardtanh_bwd_from_x(s[i], a, b); break;
       case Act::leaky_relu: d = leaky_relu_bwd_from_x(s[i], a); break;
+      case Act::hardswish: d = hardswish_bwd_from_x(s[i]); break;
       case Act::tanh: d = tanh_bwd_from_y(s[i]); break;
       case Act::sigmoid: d = sigmoid_bwd_from_y(s[i]); break;
     }

@@ -4,7 +4,7 @@
 
 namespace lowbit::kernels::cuda {
 
-enum class Act { relu, hardtanh, leaky_relu, tanh, sigmoid };
+enum class Act { relu, hardtanh, leaky_relu, hardswish, tanh, sigmoid };
 
 // y = act(x); returns a CUDA error code (0 = success).
 int activation_forward(Act act, const float* x, float* y, int64_t n, float a, float b, void* stream);

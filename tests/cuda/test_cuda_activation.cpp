@@ -29,6 +29,7 @@ TEST(CudaActivation, MatchesCpu) {
       {kc::Act::relu, 0, 0, [](const Variable& v) { return ops::relu(v); }, true},
       {kc::Act::hardtanh, -1, 1, [](const Variable& v) { return ops::hardtanh(v, -1, 1); }, false},
       {kc::Act::leaky_relu, 0.1f, 0, [](const Variable& v) { return ops::leaky_relu(v, 0.1f); }, false},
+      {kc::Act::hardswish, 0, 0, [](const Variable& v) { return ops::hardswish(v); }, false},
       {kc::Act::tanh, 0, 0, [](const Variable& v) { return ops::tanh(v); }, true},
       {kc::Act::sigmoid, 0, 0, [](const Variable& v) { return ops::sigmoid(v); }, true}};
   float *dx_d, *dy_d, *y_d, *g_d;

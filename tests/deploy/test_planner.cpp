@@ -19,7 +19,7 @@
 #include "core/error.h"
 #include "deploy/planner.h"
 #include "deploy/planner_file.h"
-#include "io/model_file.h"
+#include "config/model_file.h"
 #include "nn/graph.h"
 #include "nn/layers.h"
 
@@ -27,6 +27,7 @@ namespace {
 
 namespace deploy = lowbit::deploy;
 namespace io = lowbit::io;
+namespace config = lowbit::config;
 namespace nn = lowbit::nn;
 namespace fs = std::filesystem;
 using deploy::Accounting;
@@ -51,14 +52,14 @@ std::vector<int> act_bits(const Plan& p) { return p.bits.act; }
 
 std::string model_path(const std::string& name) { return std::string(LOWBIT_SOURCE_DIR) + "/models/" + name; }
 
-io::BuiltModel build(const std::string& file, std::map<std::string, double> params = {}) {
-  std::map<std::string, io::ModelParamOverride> ov;
+config::BuiltModel build(const std::string& file, std::map<std::string, double> params = {}) {
+  std::map<std::string, config::ModelParamOverride> ov;
   for (auto& [k, v] : params) ov[k] = {v, "test " + k};
-  return io::build_model(model_path(file), ov, 0);
+  return config::build_model(model_path(file), ov, 0);
 }
 
 Network mobilenet(double width, double input_size = 224) {
-  io::BuiltModel m = build("mobilenet_v1.yaml", {{"width", width}, {"input_size", input_size}});
+  config::BuiltModel m = build("mobilenet_v1.yaml", {{"width", width}, {"input_size", input_size}});
   return deploy::describe(*m.graph, m.input, m.name);
 }
 
@@ -487,7 +488,7 @@ TEST(PlannerMobileNet, InfeasibleRamEndsQuickly) {
 // The planner's view of graphs.
 
 TEST(PlannerDescribe, ResidualTensorsAreTied) {
-  io::BuiltModel m = build("resnet8.yaml");
+  config::BuiltModel m = build("resnet8.yaml");
   Network net = deploy::describe(*m.graph, m.input, m.name);
   auto layer = [&](const std::string& n) -> const deploy::PlanLayer& {
     for (const auto& l : net.layers)
@@ -545,7 +546,7 @@ TEST(PlannerDescribe, Errors) {
 // The plan file.
 
 TEST(PlannerFile, RoundTripAndChecks) {
-  io::BuiltModel m = build("mobilenet_v1.yaml", {{"width", 0.75}});
+  config::BuiltModel m = build("mobilenet_v1.yaml", {{"width", 0.75}});
   Network net = deploy::describe(*m.graph, m.input, m.name);
   Plan p = deploy::plan(net, paper(2048000, 512000));
   ASSERT_TRUE(p.ok);
@@ -568,9 +569,9 @@ TEST(PlannerFile, RoundTripAndChecks) {
 
   // The same plan against other networks: width 0.5 has the same layer names, so it applies (the
   // bit widths are by name); a different model does not.
-  io::BuiltModel half = build("mobilenet_v1.yaml", {{"width", 0.5}});
+  config::BuiltModel half = build("mobilenet_v1.yaml", {{"width", 0.5}});
   EXPECT_EQ(deploy::apply_plan(pf, deploy::describe(*half.graph, half.input, half.name)).weight, p.bits.weight);
-  io::BuiltModel r8 = build("resnet8.yaml");
+  config::BuiltModel r8 = build("resnet8.yaml");
   Network other = deploy::describe(*r8.graph, r8.input, r8.name);
   try {
     deploy::apply_plan(pf, other);
@@ -662,7 +663,7 @@ TEST(PlannerZoo, EveryModelPlans) {
   ASSERT_FALSE(files.empty());
   double worst = 0;
   for (const fs::path& f : files) {
-    io::BuiltModel m = io::build_model(f.string(), {}, 0);
+    config::BuiltModel m = config::build_model(f.string(), {}, 0);
     const auto t0 = std::chrono::steady_clock::now();
     Network net = deploy::describe(*m.graph, m.input, m.name);
     int planned = 0;

@@ -26,8 +26,8 @@
 #include <vector>
 
 #include "core/error.h"
-#include "io/model_file.h"
-#include "io/run_config.h"
+#include "config/model_file.h"
+#include "config/run_config.h"
 #include "nn/graph.h"
 #include "nn/layers.h"
 #include "ops/ops.h"
@@ -43,6 +43,7 @@ using lowbit::Tensor;
 using lowbit::Variable;
 namespace fs = std::filesystem;
 namespace io = lowbit::io;
+namespace config = lowbit::config;
 namespace nn = lowbit::nn;
 namespace ops = lowbit::ops;
 namespace lt = lowbit::testing;
@@ -63,10 +64,10 @@ std::string model_path(const std::string& model) {
   return std::string(LOWBIT_SOURCE_DIR) + "/models/" + model + ".yaml";
 }
 
-io::BuiltModel build(const std::string& model, const std::map<std::string, double>& params, uint64_t seed = 0) {
-  std::map<std::string, io::ModelParamOverride> ov;
+config::BuiltModel build(const std::string& model, const std::map<std::string, double>& params, uint64_t seed = 0) {
+  std::map<std::string, config::ModelParamOverride> ov;
   for (const auto& [k, v] : params) ov[k] = {v, "test_zoo: " + model + "." + k};
-  return io::build_model(model_path(model), ov, seed);
+  return config::build_model(model_path(model), ov, seed);
 }
 
 struct ZooCase {
@@ -117,7 +118,7 @@ Tensor random_labels(int64_t n, int64_t classes, Rng& rng) {
   return t;
 }
 
-Tensor random_input(const io::BuiltModel& m, int64_t batch, Rng& rng) {
+Tensor random_input(const config::BuiltModel& m, int64_t batch, Rng& rng) {
   return lt::random_tensor({batch, m.input[0], m.input[1], m.input[2]}, rng);
 }
 
@@ -142,7 +143,7 @@ class Zoo : public ::testing::TestWithParam<ZooCase> {};
 
 TEST_P(Zoo, TrainStep) {
   const ZooCase& c = GetParam();
-  io::BuiltModel m = build(c.model, c.params);
+  config::BuiltModel m = build(c.model, c.params);
   nn::Graph& g = *m.graph;
   Rng rng(7);
   const Tensor x = random_input(m, c.batch, rng);
@@ -190,7 +191,7 @@ TEST_P(Zoo, TrainStep) {
 TEST_P(Zoo, StateDictMatchesTwin) {
   LB_REQUIRE_TORCH();
   const ZooCase& c = GetParam();
-  io::BuiltModel m = build(c.model, c.params);
+  config::BuiltModel m = build(c.model, c.params);
   std::vector<std::string> ours;
   for (auto& [k, t] : state_of(*m.graph)) ours.push_back(k + " " + dims_str(t.shape().dims()));
 
@@ -215,7 +216,7 @@ save('keys', torch.tensor(list('\n'.join(lines).encode()), dtype=torch.uint8))
 TEST_P(Zoo, EvalForwardMatchesTwin) {
   LB_REQUIRE_TORCH();
   const ZooCase& c = GetParam();
-  io::BuiltModel m = build(c.model, c.params);
+  config::BuiltModel m = build(c.model, c.params);
   nn::Graph& g = *m.graph;
   Rng rng(11);
   randomize_batch_norm(g, rng);
@@ -240,7 +241,7 @@ with torch.no_grad():
 TEST_P(Zoo, TrainForwardBackwardMatchesTwin) {
   LB_REQUIRE_TORCH();
   const ZooCase& c = GetParam();
-  io::BuiltModel m = build(c.model, c.params);
+  config::BuiltModel m = build(c.model, c.params);
   nn::Graph& g = *m.graph;
   Rng rng(13);
   randomize_batch_norm(g, rng);
@@ -348,7 +349,7 @@ TEST(MobileNetV1, WeightCounts) {
   const std::vector<std::pair<double, int64_t>> expected{
       {1.0, 4209088}, {0.75, 2568144}, {0.5, 1319648}, {0.25, 463600}};
   for (const auto& [width, count] : expected) {
-    io::BuiltModel m = build("mobilenet_v1", {{"width", width}});
+    config::BuiltModel m = build("mobilenet_v1", {{"width", width}});
     EXPECT_EQ(m.input, Shape({3, 224, 224}));
     EXPECT_EQ(weight_count(*m.graph), count) << "width " << width;
     EXPECT_EQ(m.graph->infer_shape({Shape({1, 3, 224, 224})}), Shape({1, 1000})) << "width " << width;
@@ -356,7 +357,7 @@ TEST(MobileNetV1, WeightCounts) {
 }
 
 TEST(MobileNetV1, ActivationShapes) {
-  io::BuiltModel m = build("mobilenet_v1", {});
+  config::BuiltModel m = build("mobilenet_v1", {});
   const nn::Graph& g = *m.graph;
   const auto shapes = g.node_shapes(Shape({1, 3, 224, 224}));
   // "Layer 2": the first pointwise conv, 32 -> 64 channels at 112x112.
@@ -395,7 +396,7 @@ TEST(ZooFiles, WeightCountsOfTheOtherModels) {
 }
 
 TEST(ZooFiles, DsCnnShapes) {
-  io::BuiltModel m = build("ds_cnn", {});
+  config::BuiltModel m = build("ds_cnn", {});
   EXPECT_EQ(m.input, Shape({1, 49, 10}));
   const auto shapes = m.graph->node_shapes(Shape({1, 1, 49, 10}));
   EXPECT_EQ(shapes[m.graph->find("conv1")], Shape({1, 64, 25, 5}));  // SAME, stride 2: ceil(49/2) x ceil(10/2)
@@ -415,7 +416,7 @@ TEST(ZooFiles, EveryModelFileBuildsWithItsDefaults) {
   for (const auto& e : fs::directory_iterator(std::string(LOWBIT_SOURCE_DIR) + "/models")) {
     if (e.path().extension() != ".yaml") continue;
     ++n;
-    io::BuiltModel m = io::build_model(e.path().string(), {}, 0);
+    config::BuiltModel m = config::build_model(e.path().string(), {}, 0);
     const Shape out = m.graph->infer_shape({Shape({2, m.input[0], m.input[1], m.input[2]})});
     EXPECT_EQ(out.rank(), 2u) << e.path();
     EXPECT_EQ(m.name, e.path().stem().string()) << "the name: in a model file should be its file name";
@@ -428,9 +429,9 @@ TEST(ZooFiles, EveryFashionMnistConfigFitsTheData) {
   for (const auto& e : fs::directory_iterator(std::string(LOWBIT_SOURCE_DIR) + "/configs")) {
     if (e.path().extension() != ".yaml" || e.path().stem().string().find("_fmnist") == std::string::npos) continue;
     ++n;
-    io::RunConfig cfg = io::load_run_config(e.path().string(), {});
-    EXPECT_EQ(cfg.data.dataset, io::DatasetKind::fashion_mnist) << e.path();
-    io::BuiltModel m = io::build_model(cfg.model_path, cfg.model_params, 0);
+    config::RunConfig cfg = config::load_run_config(e.path().string(), {});
+    EXPECT_EQ(cfg.data.dataset, config::DatasetKind::fashion_mnist) << e.path();
+    config::BuiltModel m = config::build_model(cfg.model_path, cfg.model_params, 0);
     EXPECT_EQ(m.input, Shape({1, 28, 28})) << e.path();
     EXPECT_EQ(m.graph->infer_shape({Shape({2, 1, 28, 28})}), Shape({2, 10})) << e.path();
   }

@@ -220,6 +220,12 @@ TEST(Gradcheck, LeakyRelu) {
   EXPECT_EQ(lt::gradcheck([](const Inputs& v) { return ops::leaky_relu(v[0]); }, in), "");
 }
 
+TEST(Gradcheck, Hardswish) {
+  Rng rng(16);
+  Inputs in{away_from({2, 3, 4, 5}, rng, -5.f, 5.f, {-3.f, 3.f})};  // all three pieces, not the kinks
+  EXPECT_EQ(lt::gradcheck([](const Inputs& v) { return ops::hardswish(v[0]); }, in), "");
+}
+
 TEST(Gradcheck, Tanh) {
   Rng rng(15);
   Inputs in{param({2, 3, 4, 5}, rng, -3.f, 3.f)};
@@ -474,6 +480,7 @@ TEST(Accumulation, EveryUnaryOpDoublesOnSecondBackward) {
       {"relu6", [](const Variable& x) { return ops::relu6(x); }},
       {"hardtanh", [](const Variable& x) { return ops::hardtanh(x); }},
       {"leaky_relu", [](const Variable& x) { return ops::leaky_relu(x); }},
+      {"hardswish", [](const Variable& x) { return ops::hardswish(x); }},
       {"tanh", [](const Variable& x) { return ops::tanh(x); }},
       {"sigmoid", [](const Variable& x) { return ops::sigmoid(x); }},
       {"max_pool", [](const Variable& x) { return ops::max_pool2d(x, pool_opt(2, 2, 2, 2, 0, 0)); }},

@@ -430,9 +430,29 @@ INSTANTIATE_TEST_SUITE_P(
                       ActCase{"leaky_relu", [](const Variable& x) { return ops::leaky_relu(x); }, "F.leaky_relu(x)"},
                       ActCase{"leaky_relu_0_2", [](const Variable& x) { return ops::leaky_relu(x, 0.2f); },
                               "F.leaky_relu(x, 0.2)"},
+                      ActCase{"hardswish", [](const Variable& x) { return ops::hardswish(x); }, "F.hardswish(x)"},
                       ActCase{"tanh", [](const Variable& x) { return ops::tanh(x); }, "torch.tanh(x)"},
                       ActCase{"sigmoid", [](const Variable& x) { return ops::sigmoid(x); }, "torch.sigmoid(x)"}),
     [](const ::testing::TestParamInfo<ActCase>& info) { return info.param.name; });
+
+// Hardswish at and next to its kinks (-3, 3) and at 0: PyTorch's gradient convention on both
+// ends, bit for bit.
+TEST(OpsVsTorch, HardswishKinks) {
+  LB_REQUIRE_TORCH();
+  const std::vector<float> v{-6.f, -3.0001f, -3.f, -2.9999f, -1.5f, 0.f, 1.f, 2.9999f, 3.f, 3.0001f, 6.f};
+  Tensor xd = Tensor::empty({static_cast<int64_t>(v.size())});
+  for (size_t i = 0; i < v.size(); ++i) xd.f32()[i] = v[i];
+  Variable x(xd, true);
+  Variable y = ops::hardswish(x);
+  y.backward(Tensor::full(y.shape(), 1.f));
+  auto t = lt::run_torch("x = load('x').requires_grad_()\ny = F.hardswish(x)\ny.sum().backward()\n"
+                         "save('y', y); save('gx', x.grad)\n",
+                         {{"x", xd}}, {"y", "gx"});
+  for (size_t i = 0; i < v.size(); ++i) {
+    EXPECT_EQ(y.data().f32()[i], t["y"].f32()[i]) << "hardswish(" << v[i] << ")";
+    EXPECT_EQ(x.grad().f32()[i], t["gx"].f32()[i]) << "hardswish'(" << v[i] << ")";
+  }
+}
 
 // ---- loss -------------------------------------------------------------------------------
 

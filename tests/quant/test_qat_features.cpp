@@ -14,13 +14,13 @@
 #include <sstream>
 #include <unistd.h>
 
-#include "io/checkpoint.h"
-#include "io/model_file.h"
-#include "io/run_config.h"
+#include "persist/checkpoint.h"
+#include "config/model_file.h"
+#include "config/run_config.h"
 #include "nn/layers.h"
 #include "ops/ops.h"
 #include "quant/bn_fold.h"
-#include "quant/calibration.h"
+#include "train/calibration.h"
 #include "quant/guard.h"
 #include "quant/presets.h"
 #include "quant/qat.h"
@@ -79,12 +79,12 @@ std::string error_of(const std::function<void()>& f) {
 
 // A model file with a `quant:` recipe given as YAML text.
 struct Built {
-  lowbit::io::BuiltModel m;
+  lowbit::config::BuiltModel m;
   q::QuantRecipe recipe;
 };
 Built build(const std::string& model_file, const std::string& recipe_yaml, uint64_t seed = 1) {
   Built b;
-  b.m = lowbit::io::build_model(kSrc + "/" + model_file, {}, seed);
+  b.m = lowbit::config::build_model(kSrc + "/" + model_file, {}, seed);
   lowbit::io::YamlSource src;
   src.file = "recipe.yaml";
   b.recipe = q::parse_recipe(YAML::Load(recipe_yaml), src);
@@ -101,8 +101,8 @@ std::string small_run(const std::string& model, const std::string& quant, const 
          "quant:\n" + quant + extra;
 }
 
-lowbit::io::RunConfig run_config(const std::string& text, const std::vector<std::string>& overrides = {}) {
-  return lowbit::io::load_run_config_text(text, "test.yaml", kSrc, overrides);
+lowbit::config::RunConfig run_config(const std::string& text, const std::vector<std::string>& overrides = {}) {
+  return lowbit::config::load_run_config_text(text, "test.yaml", kSrc, overrides);
 }
 
 std::string temp_dir(const std::string& name) {
@@ -748,7 +748,7 @@ std::string model_file(const std::string& name, const std::string& text) {
 
 Built build_abs(const std::string& path, const std::string& recipe_yaml, uint64_t seed = 1) {
   Built b;
-  b.m = lowbit::io::build_model(path, {}, seed);
+  b.m = lowbit::config::build_model(path, {}, seed);
   lowbit::io::YamlSource src;
   src.file = "recipe.yaml";
   b.recipe = q::parse_recipe(YAML::Load(recipe_yaml), src);
@@ -977,7 +977,7 @@ Tensor param_data(nn::Module& m, const std::string& name) { return param(m, name
 
 TEST(BnFold, StaticMergeKeepsTheFloatModel) {
   for (const char* model : {"models/resnet8.yaml", "models/tfc.yaml"}) {
-    auto m = lowbit::io::build_model(kSrc + "/" + model, {}, 3);
+    auto m = lowbit::config::build_model(kSrc + "/" + model, {}, 3);
     Rng rng(31);
     randomize_bn(*m.graph, rng);
     m.graph->eval();
@@ -1097,7 +1097,7 @@ TEST(BnFold, TrainingSwitchesAndCheckpointEvaluatesTheSame) {
   auto r = lowbit::train::run_training(cfg, opt);
   // The checkpoint says the layers fold; a fresh model loading it evaluates the same.
   auto m = lowbit::train::build_model(cfg);
-  lowbit::io::load_model_state(opt.out_dir + "/last.h5", *m.graph);
+  lowbit::persist::load_model_state(opt.out_dir + "/last.h5", *m.graph);
   auto* fc1 = dynamic_cast<q::QuantWeightLayer*>(m.graph->nodes()[m.graph->find("fc1")].module.get());
   ASSERT_TRUE(fc1);
   EXPECT_TRUE(fc1->folded());
@@ -1147,7 +1147,7 @@ TEST(Calibration, CollectsStatisticsWithoutTraining) {
   lo.shuffle = false;
   lo.transforms.add(lowbit::data::ToFloat{});
   lowbit::data::DataLoader loader(random_dataset(64, rng), lo);
-  const auto r = q::calibrate(g, loader, 3);
+  const auto r = lowbit::train::calibrate(g, loader, 3);
   EXPECT_EQ(r.batches, 3);
   EXPECT_EQ(r.quantizers, 5);  // input + 4 relus (the weight quantizers use per-forward statistics)
   EXPECT_FALSE(g.training());
@@ -1209,9 +1209,9 @@ TEST(Calibration, LoadsAFloatCheckpoint) {
   lowbit::train::run_training(fcfg, opt);
   auto b = build("models/lenet5.yaml", "weights: Int8WeightPerChannelFloat\nactivations: Uint8ActPerTensorFloat\n");
   // 4 relu quantizers x (value, stat_buffer, collect_count) are not in a float checkpoint.
-  EXPECT_EQ(q::load_weights_for_calibration(opt.out_dir + "/last.h5", *b.m.graph), 12);
+  EXPECT_EQ(lowbit::train::load_weights_for_calibration(opt.out_dir + "/last.h5", *b.m.graph), 12);
   auto fm = lowbit::train::build_model(fcfg);
-  lowbit::io::load_model_state(opt.out_dir + "/last.h5", *fm.graph);
+  lowbit::persist::load_model_state(opt.out_dir + "/last.h5", *fm.graph);
   EXPECT_EQ(lt::max_abs_diff(param(*b.m.graph, "conv2.weight").data(), param(*fm.graph, "conv2.weight").data()), 0.f);
   std::filesystem::remove_all(opt.out_dir);
 }

@@ -15,7 +15,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
-#include "io/model_file.h"
+#include "config/model_file.h"
 #include "nn/graph.h"
 #include "ops/ops.h"
 #include "quant/quant_layers.h"
@@ -29,6 +29,7 @@ using lowbit::Tensor;
 using lowbit::Variable;
 namespace fs = std::filesystem;
 namespace io = lowbit::io;
+namespace config = lowbit::config;
 namespace nn = lowbit::nn;
 namespace q = lowbit::quant;
 
@@ -48,12 +49,12 @@ layers:
 
 struct Fixture {
   fs::path dir;
-  io::BuiltModel model;
+  config::BuiltModel model;
   Fixture() {
     char t[] = "/tmp/lowbit_recipe_XXXXXX";
     dir = mkdtemp(t);
     std::ofstream(dir / "tiny.yaml") << kModel;
-    model = io::build_model((dir / "tiny.yaml").string(), {}, 0);
+    model = config::build_model((dir / "tiny.yaml").string(), {}, 0);
   }
   ~Fixture() { fs::remove_all(dir); }
   nn::Graph& g() { return *model.graph; }
@@ -253,7 +254,7 @@ TEST(Recipe, QuantizerWeightDecayMakesItsOwnGroup) {
   Fixture f;
   f.apply("{weights: Int8WeightPerTensorFloat, activations: {preset: Uint8ActPACT, bits: 4, weight_decay: 0.01}, "
           "signed_activations: Int8ActPerTensorFloat}");
-  io::OptimizerConfig oc;
+  config::OptimizerConfig oc;
   oc.lr = 0.1;
   oc.weight_decay = 5e-4;
   auto opt = lowbit::train::make_optimizer(oc, f.g());

@@ -7,7 +7,7 @@
 #include "cli_args.h"
 #include "commands.h"
 #include "core/error.h"
-#include "io/weights_export.h"
+#include "persist/weights_export.h"
 
 namespace po = boost::program_options;
 
@@ -37,7 +37,7 @@ examples:
 )";
 
 int export_torch(const std::string& weights, const std::string& out) {
-  const io::TorchExportResult r = io::export_torch_h5(weights, out);
+  const persist::TorchExportResult r = persist::export_torch_h5(weights, out);
   std::printf("wrote %s: %zu tensors from %s (%lld num_batches_tracked as int64)\n", out.c_str(), r.names.size(),
               weights.c_str(), static_cast<long long>(r.int64_scalars));
   return 0;

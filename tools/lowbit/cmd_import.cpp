@@ -8,9 +8,9 @@
 #include "commands.h"
 #include "core/error.h"
 #include "core/threads.h"
-#include "io/checkpoint.h"
-#include "io/run_config.h"
-#include "io/weights_import.h"
+#include "persist/checkpoint.h"
+#include "config/run_config.h"
+#include "persist/weights_import.h"
 #include "train/trainer.h"
 
 namespace po = boost::program_options;
@@ -93,31 +93,31 @@ int cmd_import(const std::vector<std::string>& args) {
     std::fprintf(stderr, "lowbit import: --strict and --allow-missing exclude each other\n");
     return 2;
   }
-  io::ImportOptions opt;
+  persist::ImportOptions opt;
   opt.strict = strict;
   opt.allow_missing = allow_missing;
-  for (const auto& m : maps) opt.maps.push_back(io::parse_name_map(m));
+  for (const auto& m : maps) opt.maps.push_back(persist::parse_name_map(m));
 
-  io::RunConfig cfg = io::load_run_config(positional[0], overrides);
+  config::RunConfig cfg = config::load_run_config(positional[0], overrides);
   set_num_threads(static_cast<int>(cfg.train.threads));
-  io::BuiltModel model = train::build_model(cfg);  // with the config's quantization recipe, if any
-  io::ImportPlan plan = io::plan_import(from, model, opt);
-  std::fputs(io::format_import_table(plan, !problems_only).c_str(), stdout);
+  config::BuiltModel model = train::build_model(cfg);  // with the config's quantization recipe, if any
+  persist::ImportPlan plan = persist::plan_import(from, model, opt);
+  std::fputs(persist::format_import_table(plan, !problems_only).c_str(), stdout);
   std::fflush(stdout);
-  io::check_import(plan, opt);
-  const std::vector<std::string> initialized = io::apply_import(plan, model);
+  persist::check_import(plan, opt);
+  const std::vector<std::string> initialized = persist::apply_import(plan, model);
   for (const auto& q : initialized) std::printf("note: %s: scale initialized from the imported weights\n", q.c_str());
 
-  io::CheckpointParts parts;
-  parts.config_yaml = io::to_yaml(cfg.resolved);
+  persist::CheckpointParts parts;
+  parts.config_yaml = config::to_yaml(cfg.resolved);
   parts.progress.threads = num_threads();  // epoch 0, step 0: a fresh start
-  io::save_checkpoint(out, *model.graph, nullptr, nullptr, parts);
-  const int64_t kept = plan.count(io::MatchStatus::missing);
+  persist::save_checkpoint(out, *model.graph, nullptr, nullptr, parts);
+  const int64_t kept = plan.count(persist::MatchStatus::missing);
   if (kept > 0)
     std::printf("note: %lld model tensor(s) were not in the file and keep their initial values (train.seed=%llu)\n",
                 static_cast<long long>(kept), static_cast<unsigned long long>(cfg.train.seed));
   std::printf("wrote %s (%lld tensors from %s)\n", out.c_str(),
-              static_cast<long long>(plan.count(io::MatchStatus::matched)), from.c_str());
+              static_cast<long long>(plan.count(persist::MatchStatus::matched)), from.c_str());
   std::string train_cmd = positional[0];
   for (const auto& o : overrides) train_cmd += " " + o;
   std::printf("next: lowbit eval --weights %s   or   lowbit train %s --init %s\n", out.c_str(), train_cmd.c_str(),

@@ -8,7 +8,7 @@
 #include "cli_args.h"
 #include "commands.h"
 #include "core/error.h"
-#include "io/checkpoint.h"
+#include "persist/checkpoint.h"
 #include "io/h5_file.h"
 
 namespace po = boost::program_options;
@@ -60,14 +60,14 @@ int cmd_inspect(const std::vector<std::string>& args) {
     return 2;
   }
   io::H5Reader r(file);
-  const bool is_ckpt = r.has_attr("/", "format") && r.attr_string("/", "format") == io::kCheckpointFormat;
+  const bool is_ckpt = r.has_attr("/", "format") && r.attr_string("/", "format") == persist::kCheckpointFormat;
   if (sum) {
     std::printf("%016" PRIx64 "\n", checksum(r, is_ckpt ? "/model/" : "/"));
     return 0;
   }
   if (is_ckpt) {
-    io::CheckpointParts c = io::read_checkpoint_info(file);
-    std::printf("format: %s v%lld (written by lowbit %s)\n", io::kCheckpointFormat,
+    persist::CheckpointParts c = persist::read_checkpoint_info(file);
+    std::printf("format: %s v%lld (written by lowbit %s)\n", persist::kCheckpointFormat,
                 static_cast<long long>(r.attr_int("/", "format_version")), r.attr_string("/", "lowbit_version").c_str());
     std::printf("progress: epoch %lld, step %lld, batches into the next epoch %lld, best test_acc %.4f, threads %lld\n",
                 static_cast<long long>(c.progress.epoch), static_cast<long long>(c.progress.step),

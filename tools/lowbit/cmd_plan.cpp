@@ -12,8 +12,8 @@
 #include "core/error.h"
 #include "deploy/planner.h"
 #include "deploy/planner_file.h"
-#include "io/model_file.h"
-#include "io/run_config.h"
+#include "config/model_file.h"
+#include "config/run_config.h"
 #include "io/yaml_util.h"
 
 namespace po = boost::program_options;
@@ -151,11 +151,11 @@ int cmd_plan(const std::vector<std::string>& args_in) {
   const std::string input = positional[0];
   YAML::Node root = io::load_yaml_file(input);
   std::string model_path;
-  std::map<std::string, io::ModelParamOverride> overrides;
+  std::map<std::string, config::ModelParamOverride> overrides;
   if (root.IsMap() && root["layers"]) {
     model_path = input;
   } else if (root.IsMap() && root["model"]) {
-    io::RunConfig cfg = io::load_run_config(input, {});
+    config::RunConfig cfg = config::load_run_config(input, {});
     model_path = cfg.model_path;
     overrides = cfg.model_params;
   } else {
@@ -169,9 +169,9 @@ int cmd_plan(const std::vector<std::string>& args_in) {
   }
 
   const auto t0 = std::chrono::steady_clock::now();
-  io::BuiltModel m;
+  config::BuiltModel m;
   try {
-    m = io::build_model(model_path, overrides, 0);
+    m = config::build_model(model_path, overrides, 0);
   } catch (const Error& e) {
     const std::string msg = e.what();
     if (msg.find(": input") == std::string::npos) throw;

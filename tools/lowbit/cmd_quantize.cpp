@@ -10,9 +10,9 @@
 #include "commands.h"
 #include "core/error.h"
 #include "core/threads.h"
-#include "io/checkpoint.h"
-#include "io/run_config.h"
-#include "quant/calibration.h"
+#include "persist/checkpoint.h"
+#include "config/run_config.h"
+#include "train/calibration.h"
 #include "quant/qat.h"
 #include "quant/recipe.h"
 #include "quant/resolved_model.h"
@@ -82,7 +82,7 @@ int cmd_quantize(const std::vector<std::string>& args) {
   src.file = recipe_path;
   YAML::Node quant;  // (yaml-cpp: reset() rebinds, = would overwrite the node it refers to)
   quant.reset(doc);
-  std::map<std::string, io::ModelParamOverride> params;
+  std::map<std::string, config::ModelParamOverride> params;
   if (doc.IsMap() && (doc["quant"] || doc["model"])) {  // a run config
     quant.reset(doc["quant"]);
     LB_CHECK(quant && !quant.IsNull() && !(quant.IsMap() && quant.size() == 0), recipe_path,
@@ -94,7 +94,7 @@ int cmd_quantize(const std::vector<std::string>& args) {
                                                src.where(it->second, "model.params." + it->first.as<std::string>())};
     }
   }
-  io::BuiltModel m = io::build_model(model_path, params, static_cast<uint64_t>(seed));
+  config::BuiltModel m = config::build_model(model_path, params, static_cast<uint64_t>(seed));
   quant::QuantRecipe recipe = quant::parse_recipe(quant, src);
   LB_CHECK(recipe.enabled, recipe_path, ": the recipe is empty (nothing to quantize)");
   quant::apply_recipe(*m.graph, recipe, m.input);
@@ -147,14 +147,14 @@ int cmd_calibrate(const std::vector<std::string>& args) {
       return 2;
     }
   if (threads >= 0) overrides.push_back("train.threads=" + std::to_string(threads));
-  io::RunConfig cfg = io::load_run_config(pos[0], overrides);
+  config::RunConfig cfg = config::load_run_config(pos[0], overrides);
   LB_CHECK(quant::parse_recipe(cfg.quant, cfg.source).enabled, pos[0],
            ": the config has no quant: recipe (calibration sets quantizer scales)");
   set_num_threads(static_cast<int>(cfg.train.threads));
-  io::BuiltModel m = train::build_model(cfg);
+  config::BuiltModel m = train::build_model(cfg);
   if (!weights.empty()) {
     const std::string ckpt = weights_file(weights);
-    const int64_t fresh = quant::load_weights_for_calibration(ckpt, *m.graph);
+    const int64_t fresh = train::load_weights_for_calibration(ckpt, *m.graph);
     std::fprintf(stderr, "loaded %s (%lld quantizer tensors start fresh)\n", ckpt.c_str(), static_cast<long long>(fresh));
   }
   data::Dataset train_ds = train::load_dataset(cfg.data, true);
@@ -163,14 +163,14 @@ int cmd_calibrate(const std::vector<std::string>& args) {
   data::DataLoader loader(train_ds, lo);
   LB_CHECK(loader.sample_shape() == m.input, "the model expects inputs ", m.input.str(), " but the data gives ",
            loader.sample_shape().str());
-  const quant::CalibrationResult cr = quant::calibrate(*m.graph, loader, batches);
+  const train::CalibrationResult cr = train::calibrate(*m.graph, loader, batches);
   data::Dataset test = train::load_dataset(cfg.data, false);
   data::DataLoader test_loader(test, train::eval_loader_options(cfg));
   const train::EvalResult r = train::evaluate(*m.graph, test_loader);
   if (!out.empty()) {
-    io::CheckpointParts parts;
-    parts.config_yaml = io::to_yaml(cfg.resolved);
-    io::save_checkpoint(out, *m.graph, nullptr, nullptr, parts);
+    persist::CheckpointParts parts;
+    parts.config_yaml = config::to_yaml(cfg.resolved);
+    persist::save_checkpoint(out, *m.graph, nullptr, nullptr, parts);
   }
   std::printf("batches=%lld\ncalibrated=%lld\nsamples=%lld\ntest_loss=%.6f\ntest_acc=%.4f\n",
               static_cast<long long>(cr.batches), static_cast<long long>(cr.quantizers),

@@ -8,9 +8,9 @@
 #include <filesystem>
 
 #include "core/threads.h"
-#include "io/checkpoint.h"
+#include "persist/checkpoint.h"
 #include "io/h5_file.h"
-#include "io/run_config.h"
+#include "config/run_config.h"
 #include "train/trainer.h"
 
 namespace po = boost::program_options;
@@ -70,7 +70,7 @@ int parse(const std::vector<std::string>& args, const char* name, const char* su
     return 0;
   }
   if (vm.count("help-config")) {
-    std::cout << "# every run-config key with its default\n" << io::kRunConfigDefaults;
+    std::cout << "# every run-config key with its default\n" << config::kRunConfigDefaults;
     return 0;
   }
   size_t first_override = 0;
@@ -101,10 +101,10 @@ int parse(const std::vector<std::string>& args, const char* name, const char* su
 }
 
 // The run config: CONFIG when given, else the resolved config stored in the checkpoint.
-io::RunConfig config_for(const Parsed& p, const std::string& ckpt) {
-  if (!p.config.empty()) return io::load_run_config(p.config, p.overrides);
-  io::CheckpointParts parts = io::read_checkpoint_info(ckpt);
-  return io::load_run_config_text(parts.config_yaml, ckpt + " (stored config)", ".", p.overrides);
+config::RunConfig config_for(const Parsed& p, const std::string& ckpt) {
+  if (!p.config.empty()) return config::load_run_config(p.config, p.overrides);
+  persist::CheckpointParts parts = persist::read_checkpoint_info(ckpt);
+  return config::load_run_config_text(parts.config_yaml, ckpt + " (stored config)", ".", p.overrides);
 }
 
 }  // namespace
@@ -138,7 +138,7 @@ int cmd_train(const std::vector<std::string>& args) {
   train::TrainOptions opt;
   if (!p.checkpoint.empty()) opt.resume = train::resolve_checkpoint(p.checkpoint);
   if (!init.empty()) opt.init_weights = weights_file(init);
-  io::RunConfig cfg = config_for(p, opt.resume);
+  config::RunConfig cfg = config_for(p, opt.resume);
   opt.out_dir = p.out;
   if (opt.out_dir.empty() && !opt.resume.empty()) opt.out_dir = std::filesystem::path(opt.resume).parent_path().string();
   if (opt.out_dir.empty() && !opt.resume.empty()) opt.out_dir = ".";
@@ -165,10 +165,10 @@ int cmd_eval(const std::vector<std::string>& args) {
     return 2;
   }
   const std::string ckpt = weights_file(p.checkpoint);
-  io::RunConfig cfg = config_for(p, ckpt);
+  config::RunConfig cfg = config_for(p, ckpt);
   set_num_threads(static_cast<int>(cfg.train.threads));
-  io::BuiltModel m = train::build_model(cfg);
-  io::load_model_state(ckpt, *m.graph);
+  config::BuiltModel m = train::build_model(cfg);
+  persist::load_model_state(ckpt, *m.graph);
   data::Dataset test = train::load_dataset(cfg.data, false);
   data::DataLoader loader(test, train::eval_loader_options(cfg));
   LB_CHECK(loader.sample_shape() == m.input, "the model expects inputs ", m.input.str(), " but the data gives ",

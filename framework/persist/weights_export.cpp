@@ -1,12 +1,14 @@
-#include "io/weights_export.h"
+#include "persist/weights_export.h"
 
 #include <utility>
 
 #include "core/error.h"
-#include "io/checkpoint.h"
+#include "persist/checkpoint.h"
 #include "io/h5_file.h"
 
-namespace lowbit::io {
+namespace lowbit::persist {
+
+using namespace io;  // the leaf formats (YAML, HDF5, expressions) this folder reads and writes
 
 namespace {
 
@@ -48,4 +50,4 @@ TorchExportResult export_torch_h5(const std::string& checkpoint, const std::stri
   return res;
 }
 
-}  // namespace lowbit::io
+}  // namespace lowbit::persist

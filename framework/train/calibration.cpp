@@ -1,24 +1,24 @@
-#include "quant/calibration.h"
+#include "train/calibration.h"
 
 #include <set>
 
 #include "core/error.h"
-#include "io/checkpoint.h"
+#include "persist/checkpoint.h"
 #include "io/h5_file.h"
 #include "io/yaml_util.h"
 #include "quant/quantizer.h"
 
-namespace lowbit::quant {
+namespace lowbit::train {
 
 CalibrationResult calibrate(nn::Module& model, data::DataLoader& loader, int64_t batches) {
   LB_CHECK(batches >= 1, "calibration needs at least one batch, got ", batches);
   NoGradGuard ng;
   model.eval();
   CalibrationResult r;
-  auto qs = quantizers_of(model);
+  auto qs = quant::quantizers_of(model);
   for (auto& [name, q] : qs) {
-    const ScaleImpl s = q->config().scale_impl;
-    if (!q->config().external_scale && (s == ScaleImpl::running_stats || s == ScaleImpl::parameter_from_stats)) {
+    const quant::ScaleImpl s = q->config().scale_impl;
+    if (!q->config().external_scale && (s == quant::ScaleImpl::running_stats || s == quant::ScaleImpl::parameter_from_stats)) {
       q->set_calibrating(true);
       ++r.quantizers;
     }
@@ -40,10 +40,10 @@ CalibrationResult calibrate(nn::Module& model, data::DataLoader& loader, int64_t
 }
 
 int64_t load_weights_for_calibration(const std::string& path, nn::Module& model) {
-  io::read_checkpoint_info(path);  // format checks with clear messages
+  persist::read_checkpoint_info(path);  // format checks with clear messages
   io::H5Reader r(path);
   std::set<std::string> quant_prefixes;
-  for (auto& [name, q] : quantizers_of(model)) quant_prefixes.insert(name + ".");
+  for (auto& [name, q] : quant::quantizers_of(model)) quant_prefixes.insert(name + ".");
   auto is_quant = [&](const std::string& n) {
     for (const auto& p : quant_prefixes)
       if (n.compare(0, p.size(), p) == 0) return true;
@@ -76,4 +76,4 @@ int64_t load_weights_for_calibration(const std::string& path, nn::Module& model)
   return quant_missing;
 }
 
-}  // namespace lowbit::quant
+}  // namespace lowbit::train

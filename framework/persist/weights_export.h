@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-namespace lowbit::io {
+namespace lowbit::persist {
 
 struct TorchExportResult {
   std::vector<std::string> names;  // tensors written, in checkpoint order
@@ -21,7 +21,7 @@ struct TorchExportResult {
 // Reads the /model tensors of the Lowbit checkpoint `checkpoint` (format and version checked)
 // and writes `out` atomically: nothing appears at `out` (and an existing file there is left as
 // it was) unless every tensor was written. Uses libhdf5 directly for the int64 counters,
-// which H5Writer cannot write: no other thread may use libhdf5 during the call.
+// which io::H5Writer cannot write: no other thread may use libhdf5 during the call.
 TorchExportResult export_torch_h5(const std::string& checkpoint, const std::string& out);
 
-}  // namespace lowbit::io
+}  // namespace lowbit::persist

@@ -1,4 +1,4 @@
-#include "io/checkpoint.h"
+#include "persist/checkpoint.h"
 
 #include <cstring>
 #include <map>
@@ -8,7 +8,9 @@
 #include "io/h5_file.h"
 #include "io/yaml_util.h"
 
-namespace lowbit::io {
+namespace lowbit::persist {
+
+using namespace io;  // the leaf formats (YAML, HDF5, expressions) this folder reads and writes
 
 namespace {
 
@@ -153,4 +155,4 @@ void load_training_state(const std::string& path, nn::Module& model, optim::Opti
   for (auto& [rng, st] : rngs) rng->set_state(st);
 }
 
-}  // namespace lowbit::io
+}  // namespace lowbit::persist

@@ -1,4 +1,4 @@
-#include "io/model_file.h"
+#include "config/model_file.h"
 
 #include <algorithm>
 #include <cmath>
@@ -7,7 +7,9 @@
 #include "io/expr.h"
 #include "nn/layers.h"
 
-namespace lowbit::io {
+namespace lowbit::config {
+
+using namespace io;  // the leaf formats (YAML, HDF5, expressions) this folder reads and writes
 
 LayerArgs::LayerArgs(const YAML::Node& node, const YamlSource& src, std::string key,
                      const std::map<std::string, double>& params, std::vector<Shape> in_shapes, Rng& rng)
@@ -149,8 +151,9 @@ std::shared_ptr<nn::Module> make_bn(LayerArgs& a, bool one_d) {
   return std::make_shared<nn::BatchNorm2d>(o, one_d);
 }
 
-LayerFactory activation(nn::ActivationKind kind, const char* type) {
-  return [kind, type](LayerArgs& a) -> std::shared_ptr<nn::Module> {
+LayerFactory activation(nn::ActivationKind kind, nn::LayerKind layer) {
+  return [kind, layer](LayerArgs& a) -> std::shared_ptr<nn::Module> {
+    const std::string type(nn::traits(layer).name);
     nn::ActivationOptions o;
     o.kind = kind;
     if (kind == nn::ActivationKind::hardtanh) {
@@ -164,10 +167,11 @@ LayerFactory activation(nn::ActivationKind kind, const char* type) {
   };
 }
 
-LayerFactory pool(nn::PoolKind kind, const char* type) {
-  return [kind, type](LayerArgs& a) -> std::shared_ptr<nn::Module> {
+LayerFactory pool(nn::PoolKind kind, nn::LayerKind layer) {
+  return [kind, layer](LayerArgs& a) -> std::shared_ptr<nn::Module> {
+    const std::string type(nn::traits(layer).name);
     ops::Pool2dOptions o;
-    if (a.in().rank() != 4) a.fail("", std::string(type) + " needs a (N, C, H, W) input, the previous layer gives " + a.in().str());
+    if (a.in().rank() != 4) a.fail("", type + " needs a (N, C, H, W) input, the previous layer gives " + a.in().str());
     if (kind != nn::PoolKind::global_avg) {
       std::tie(o.kernel_h, o.kernel_w) = a.pair("kernel_size", {2, 2});
       std::tie(o.stride_h, o.stride_w) = a.pair("stride", {o.kernel_h, o.kernel_w});
@@ -181,34 +185,60 @@ LayerFactory pool(nn::PoolKind kind, const char* type) {
   };
 }
 
+
+// How a model file builds each kind. No default: a new LayerKind is a -Wswitch error here until
+// it has a factory (or says that model files cannot name it).
+LayerFactory factory_for(nn::LayerKind kind) {
+  using K = nn::LayerKind;
+  using A = nn::ActivationKind;
+  switch (kind) {
+    case K::conv2d: return make_conv2d;
+    case K::linear: return make_linear;
+    case K::batch_norm2d: return [](LayerArgs& a) { return make_bn(a, false); };
+    case K::batch_norm1d: return [](LayerArgs& a) { return make_bn(a, true); };
+    case K::relu: return activation(A::relu, kind);
+    case K::relu6: return activation(A::relu6, kind);
+    case K::hardtanh: return activation(A::hardtanh, kind);
+    case K::leaky_relu: return activation(A::leaky_relu, kind);
+    case K::hardswish: return activation(A::hardswish, kind);
+    case K::tanh: return activation(A::tanh, kind);
+    case K::sigmoid: return activation(A::sigmoid, kind);
+    case K::identity: return activation(A::identity, kind);
+    case K::max_pool2d: return pool(nn::PoolKind::max, kind);
+    case K::avg_pool2d: return pool(nn::PoolKind::avg, kind);
+    case K::global_avg_pool2d: return pool(nn::PoolKind::global_avg, kind);
+    case K::flatten:
+      return [](LayerArgs& a) -> std::shared_ptr<nn::Module> { a.finish("flatten"); return std::make_shared<nn::Flatten>(); };
+    case K::dropout:
+      return [](LayerArgs& a) -> std::shared_ptr<nn::Module> {
+        double p = a.number("p", 0.5);
+        if (!(p >= 0 && p < 1)) a.fail("p", "dropout probability must be in [0, 1)");
+        a.finish("dropout");
+        return std::make_shared<nn::Dropout>(static_cast<float>(p), a.rng().next_u64());
+      };
+    case K::add: return [](LayerArgs& a) -> std::shared_ptr<nn::Module> { a.finish("add"); return std::make_shared<nn::Add>(); };
+    case K::concat:
+      return [](LayerArgs& a) -> std::shared_ptr<nn::Module> { a.finish("concat"); return std::make_shared<nn::Concat>(); };
+    // Not named by model files: nested graphs and what a quant: recipe makes.
+    case K::graph: case K::quant_conv2d: case K::quant_linear: case K::quant_act: case K::quant_add:
+    case K::quant_concat: case K::quant_avg_pool2d: case K::quant_scale_bias: case K::foldable_batch_norm:
+    case K::quantizer:
+      return nullptr;
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 std::map<std::string, LayerFactory>& layer_registry() {
   static std::map<std::string, LayerFactory> reg = [] {
     std::map<std::string, LayerFactory> r;
-    r["conv2d"] = make_conv2d;
-    r["linear"] = make_linear;
-    r["batch_norm2d"] = [](LayerArgs& a) { return make_bn(a, false); };
-    r["batch_norm1d"] = [](LayerArgs& a) { return make_bn(a, true); };
-    r["relu"] = activation(nn::ActivationKind::relu, "relu");
-    r["relu6"] = activation(nn::ActivationKind::relu6, "relu6");
-    r["hardtanh"] = activation(nn::ActivationKind::hardtanh, "hardtanh");
-    r["leaky_relu"] = activation(nn::ActivationKind::leaky_relu, "leaky_relu");
-    r["tanh"] = activation(nn::ActivationKind::tanh, "tanh");
-    r["sigmoid"] = activation(nn::ActivationKind::sigmoid, "sigmoid");
-    r["identity"] = activation(nn::ActivationKind::identity, "identity");
-    r["max_pool2d"] = pool(nn::PoolKind::max, "max_pool2d");
-    r["avg_pool2d"] = pool(nn::PoolKind::avg, "avg_pool2d");
-    r["global_avg_pool2d"] = pool(nn::PoolKind::global_avg, "global_avg_pool2d");
-    r["flatten"] = [](LayerArgs& a) -> std::shared_ptr<nn::Module> { a.finish("flatten"); return std::make_shared<nn::Flatten>(); };
-    r["dropout"] = [](LayerArgs& a) -> std::shared_ptr<nn::Module> {
-      double p = a.number("p", 0.5);
-      if (!(p >= 0 && p < 1)) a.fail("p", "dropout probability must be in [0, 1)");
-      a.finish("dropout");
-      return std::make_shared<nn::Dropout>(static_cast<float>(p), a.rng().next_u64());
-    };
-    r["add"] = [](LayerArgs& a) -> std::shared_ptr<nn::Module> { a.finish("add"); return std::make_shared<nn::Add>(); };
-    r["concat"] = [](LayerArgs& a) -> std::shared_ptr<nn::Module> { a.finish("concat"); return std::make_shared<nn::Concat>(); };
+    for (const nn::LayerTraits& t : nn::kLayerTable) {
+      LayerFactory f = factory_for(t.kind);
+      LB_CHECK(t.model_file == static_cast<bool>(f), "layer table: '", t.name, "' is ", t.model_file ? "" : "not ",
+               "a model-file type but has ", f ? "a" : "no", " factory (config/model_file.cpp)");
+      if (f) r[std::string(t.name)] = std::move(f);
+    }
     return r;
   }();
   return reg;
@@ -336,4 +366,4 @@ BuiltModel build_model(const std::string& path, const std::map<std::string, Mode
   return m;
 }
 
-}  // namespace lowbit::io
+}  // namespace lowbit::config

@@ -21,7 +21,7 @@
 #include "io/yaml_util.h"
 #include "nn/graph.h"
 
-namespace lowbit::io {
+namespace lowbit::config {
 
 struct ModelParamOverride {
   double value;
@@ -43,7 +43,7 @@ BuiltModel build_model(const std::string& path, const std::map<std::string, Mode
 // Arguments of one layer entry: typed reads with defaults; unknown keys are an error.
 class LayerArgs {
  public:
-  LayerArgs(const YAML::Node& node, const YamlSource& src, std::string key, const std::map<std::string, double>& params,
+  LayerArgs(const YAML::Node& node, const io::YamlSource& src, std::string key, const std::map<std::string, double>& params,
             std::vector<Shape> in_shapes, Rng& rng);
   bool has(const std::string& k) const;
   double number(const std::string& k, double def);
@@ -65,7 +65,7 @@ class LayerArgs {
  private:
   double eval(const YAML::Node& v, const std::string& k);
   YAML::Node node_;
-  const YamlSource& src_;
+  const io::YamlSource& src_;
   std::string key_;
   const std::map<std::string, double>& params_;
   std::vector<Shape> in_shapes_;
@@ -77,4 +77,4 @@ using LayerFactory = std::function<std::shared_ptr<nn::Module>(LayerArgs&)>;
 // The registry of layer types; later issues (quant layers) add to it.
 std::map<std::string, LayerFactory>& layer_registry();
 
-}  // namespace lowbit::io
+}  // namespace lowbit::config

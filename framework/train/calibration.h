@@ -7,7 +7,7 @@
 #include "data/loader.h"
 #include "nn/module.h"
 
-namespace lowbit::quant {
+namespace lowbit::train {
 
 struct CalibrationResult {
   int64_t batches = 0;      // batches run
@@ -24,4 +24,4 @@ CalibrationResult calibrate(nn::Module& model, data::DataLoader& loader, int64_t
 // tensors were missing.
 int64_t load_weights_for_calibration(const std::string& path, nn::Module& model);
 
-}  // namespace lowbit::quant
+}  // namespace lowbit::train

@@ -1,11 +1,13 @@
-#include "io/run_config.h"
+#include "config/run_config.h"
 
 #include <algorithm>
 #include <filesystem>
 
 #include "core/error.h"
 
-namespace lowbit::io {
+namespace lowbit::config {
+
+using namespace io;  // the leaf formats (YAML, HDF5, expressions) this folder reads and writes
 
 const char* const kRunConfigDefaults = R"YAML(
 model:
@@ -273,4 +275,4 @@ static RunConfig parse_run_config(const YAML::Node& user, const std::string& pat
   return c;
 }
 
-}  // namespace lowbit::io
+}  // namespace lowbit::config

@@ -1,4 +1,4 @@
-#include "io/weights_import.h"
+#include "persist/weights_import.h"
 
 #include <algorithm>
 #include <cstring>
@@ -10,13 +10,15 @@
 
 #include "core/error.h"
 #include "core/strings.h"
-#include "io/checkpoint.h"
+#include "persist/checkpoint.h"
 #include "io/h5_file.h"
 #include "nn/layers.h"
 #include "quant/quant_layers.h"
 #include "quant/quantizer.h"
 
-namespace lowbit::io {
+namespace lowbit::persist {
+
+using namespace io;  // the leaf formats (YAML, HDF5, expressions) this folder reads and writes
 
 namespace {
 
@@ -30,7 +32,7 @@ struct FileTensor {
 
 // What the model says about the module owning a tensor (for layout conversions).
 struct LayerInfo {
-  enum class Kind { other, conv, linear } kind = Kind::other;
+  nn::Weights weights = nn::Weights::none;  // the layer-kind table's weight layout
   Shape flatten_chw;  // linear only: (C, H, W) of the Flatten feeding it, when H*W > 1
 };
 
@@ -194,14 +196,14 @@ Conversion keras_conversion(const FileTensor& f, const LayerInfo& layer, const s
   const bool is_weight = model_name.size() >= 7 && model_name.compare(model_name.size() - 7, 7, ".weight") == 0;
   if (!is_weight) return c;
   const auto& d = f.shape.dims();
-  if (layer.kind == LayerInfo::Kind::conv && d.size() == 4) {
+  if (layer.weights == nn::Weights::conv_oihw && d.size() == 4) {
     if (f.keras_var == "depthwise_kernel") {  // (kH, kW, C, M) -> (C*M, 1, kH, kW)
       const Shape s({d[2] * d[3], 1, d[0], d[1]});
       return {"depthwise (kH,kW,C,M)->(C*M,1,kH,kW)", s, [s](const Tensor& t) { return permute(t, {2, 3, 0, 1}).reshape(s); }};
     }
     return {"HWIO->OIHW", Shape({d[3], d[2], d[0], d[1]}), [](const Tensor& t) { return permute(t, {3, 2, 0, 1}); }};
   }
-  if (layer.kind == LayerInfo::Kind::linear && d.size() == 2) {
+  if (layer.weights == nn::Weights::linear_oi && d.size() == 2) {
     const Shape& chw = layer.flatten_chw;
     if (chw.rank() == 3 && chw.numel() == d[0]) {  // rows in Keras' HWC order -> Lowbit's CHW
       const int64_t C = chw[0], H = chw[1], W = chw[2], out = d[1];
@@ -242,19 +244,13 @@ std::string closest3(const std::string& name, int64_t numel, const std::vector<C
 
 bool scalar_like(const Shape& s) { return s.rank() <= 1 && s.numel() == 1; }
 
-// Conv or linear, float or quantized (a QuantWeightLayer keeps the float layer's names).
-LayerInfo::Kind kind_of(nn::Module* m) {
-  if (auto* q = dynamic_cast<quant::QuantWeightLayer*>(m)) return q->is_conv() ? LayerInfo::Kind::conv : LayerInfo::Kind::linear;
-  if (dynamic_cast<nn::Conv2d*>(m)) return LayerInfo::Kind::conv;
-  if (dynamic_cast<nn::Linear*>(m)) return LayerInfo::Kind::linear;
-  return LayerInfo::Kind::other;
-}
 
-std::map<std::string, LayerInfo> layer_infos(const BuiltModel& m) {
+std::map<std::string, LayerInfo> layer_infos(const config::BuiltModel& m) {
   std::map<std::string, LayerInfo> out;
   nn::Graph& g = *m.graph;
   for (auto& [name, mod] : g.named_modules())
-    if (const LayerInfo::Kind k = kind_of(mod); k != LayerInfo::Kind::other) out[name].kind = k;
+    // Conv or linear, float or quantized (a quantized layer keeps the float layer's names).
+    if (mod->traits().weights != nn::Weights::none) out[name].weights = mod->traits().weights;
   // A linear node fed (through parameter-free single-input nodes such as dropout) by a flatten
   // of a 4-d map.
   const auto& nodes = g.nodes();
@@ -267,9 +263,9 @@ std::map<std::string, LayerInfo> layer_infos(const BuiltModel& m) {
   } catch (const Error&) {
     return out;  // shapes unknown: no flatten reordering
   }
-  auto is_flatten = [&](int j) { return dynamic_cast<nn::Flatten*>(nodes[j].module.get()) != nullptr; };
+  auto is_flatten = [&](int j) { return nodes[j].module->kind() == nn::LayerKind::flatten; };
   for (size_t k = 0; k < nodes.size(); ++k) {
-    if (kind_of(nodes[k].module.get()) != LayerInfo::Kind::linear) continue;
+    if (nodes[k].module->traits().weights != nn::Weights::linear_oi) continue;
     int j = nodes[k].inputs.at(0);
     while (j >= 0 && !is_flatten(j) && !nodes[j].module->multi_input() && nodes[j].module->named_parameters().empty() &&
            shapes[j].rank() == 2)
@@ -509,7 +505,7 @@ void suggest_names(const std::vector<FileTensor>& files, const std::vector<bool>
 
 }  // namespace
 
-ImportPlan plan_import(const std::string& path, const BuiltModel& model, const ImportOptions& opt) {
+ImportPlan plan_import(const std::string& path, const config::BuiltModel& model, const ImportOptions& opt) {
   H5Reader r(path);
   ImportPlan plan;
   plan.file = path;
@@ -653,7 +649,7 @@ void check_import(const ImportPlan& plan, const ImportOptions& opt) {
            list_some(unused), "\nrename them with --map OLD=NEW, or drop --strict to ignore them");
 }
 
-std::vector<std::string> apply_import(const ImportPlan& plan, BuiltModel& model) {
+std::vector<std::string> apply_import(const ImportPlan& plan, config::BuiltModel& model) {
   std::map<std::string, Tensor*> dst;
   auto params = model.graph->named_parameters();  // Variables share their data with the model
   for (auto& [name, v] : params) dst[name] = &v.data();
@@ -688,11 +684,11 @@ std::vector<std::string> apply_import(const ImportPlan& plan, BuiltModel& model)
   return initialized;
 }
 
-ImportPlan import_weights(const std::string& path, BuiltModel& model, const ImportOptions& opt) {
+ImportPlan import_weights(const std::string& path, config::BuiltModel& model, const ImportOptions& opt) {
   ImportPlan plan = plan_import(path, model, opt);
   check_import(plan, opt);
   apply_import(plan, model);
   return plan;
 }
 
-}  // namespace lowbit::io
+}  // namespace lowbit::persist

@@ -15,13 +15,13 @@
 #include <sstream>
 
 #include "core/error.h"
-#include "io/checkpoint.h"
+#include "persist/checkpoint.h"
 #include "io/h5_file.h"
 #include "util/needs.h"
-#include "io/model_file.h"
-#include "io/weights_export.h"
-#include "io/weights_import.h"
-#include "io/run_config.h"
+#include "config/model_file.h"
+#include "persist/weights_export.h"
+#include "persist/weights_import.h"
+#include "config/run_config.h"
 #include "train/trainer.h"
 
 using namespace lowbit;
@@ -101,14 +101,14 @@ def keras(name, names=("conv", "bn", "dw", "fc"), base="/", split=False, vlen=Fa
                 lg.create_dataset(f"{layer}/{v}:0", data=np.ascontiguousarray(a))
 )PY";
 
-io::ImportOptions strict() {
-  io::ImportOptions o;
+persist::ImportOptions strict() {
+  persist::ImportOptions o;
   o.strict = true;
   return o;
 }
 
-io::ImportOptions allow_missing() {
-  io::ImportOptions o;
+persist::ImportOptions allow_missing() {
+  persist::ImportOptions o;
   o.allow_missing = true;
   return o;
 }
@@ -142,9 +142,9 @@ struct ImportTest : ::testing::Test {
     }
   }
 
-  io::BuiltModel model(uint64_t seed = 5) const { return io::build_model(model_path, {}, seed); }
+  config::BuiltModel model(uint64_t seed = 5) const { return config::build_model(model_path, {}, seed); }
 
-  static std::map<std::string, Tensor> state(const io::BuiltModel& m) {
+  static std::map<std::string, Tensor> state(const config::BuiltModel& m) {
     std::map<std::string, Tensor> s;
     for (auto& [n, v] : m.graph->named_parameters()) s[n] = v.data().clone();
     for (auto& [n, t] : m.graph->named_buffers()) s[n] = t->clone();
@@ -152,7 +152,7 @@ struct ImportTest : ::testing::Test {
   }
 
   // Every tensor of ref.h5 equals the model's bit for bit, except those in `skip`.
-  void expect_ref(const io::BuiltModel& m, const std::vector<std::string>& skip = {}) const {
+  void expect_ref(const config::BuiltModel& m, const std::vector<std::string>& skip = {}) const {
     io::H5Reader ref(file("ref.h5"));
     const auto st = state(m);
     for (const std::string& name : ref.names()) {
@@ -175,7 +175,7 @@ struct ImportTest : ::testing::Test {
     return "(no error)";
   }
 
-  static const io::ImportEntry& entry(const io::ImportPlan& p, const std::string& name) {
+  static const persist::ImportEntry& entry(const persist::ImportPlan& p, const std::string& name) {
     for (const auto& e : p.entries)
       if (e.model_name == name) return e;
     throw std::runtime_error("no entry " + name);
@@ -185,16 +185,16 @@ struct ImportTest : ::testing::Test {
 TEST_F(ImportTest, FlatDottedNamesWithTorchCounter) {
   LB_REQUIRE_H5PY();
   python("flat('w.h5', ref)\n");
-  io::BuiltModel m = model();
-  io::ImportPlan p = io::import_weights(file("w.h5"), m, {});
-  EXPECT_EQ(p.source, io::WeightSource::torch_flat);
-  EXPECT_EQ(p.count(io::MatchStatus::matched), 10);
+  config::BuiltModel m = model();
+  persist::ImportPlan p = persist::import_weights(file("w.h5"), m, {});
+  EXPECT_EQ(p.source, persist::WeightSource::torch_flat);
+  EXPECT_EQ(p.count(persist::MatchStatus::matched), 10);
   EXPECT_TRUE(p.unused.empty());
   const auto& nbt = entry(p, "bn.num_batches_tracked");
   EXPECT_EQ(nbt.file_shape, Shape{});
   EXPECT_NE(nbt.conversion.find("int64 [] -> s32 [1]"), std::string::npos) << nbt.conversion;
   expect_ref(m);
-  const std::string table = io::format_import_table(p);
+  const std::string table = persist::format_import_table(p);
   EXPECT_NE(table.find("summary: 10 matched, 0 missing, 0 shape mismatch, 0 unused"), std::string::npos) << table;
 }
 
@@ -206,9 +206,9 @@ with h5py.File(os.path.join(D, "w.h5"), "w") as f:
         f.create_dataset(k.replace(".", "/"), data=v.astype(np.float64) if v.dtype == np.float32 else v)
     f.create_dataset("meta/info", data="a string dataset is ignored")
 )PY");
-  io::BuiltModel m = model();
-  io::ImportPlan p = io::import_weights(file("w.h5"), m, {});
-  EXPECT_EQ(p.source, io::WeightSource::torch_nested);
+  config::BuiltModel m = model();
+  persist::ImportPlan p = persist::import_weights(file("w.h5"), m, {});
+  EXPECT_EQ(p.source, persist::WeightSource::torch_nested);
   EXPECT_EQ(entry(p, "conv.weight").file_name, "/conv/weight");
   EXPECT_NE(entry(p, "conv.weight").conversion.find("float64 -> f32"), std::string::npos);
   ASSERT_EQ(p.notes.size(), 1u);
@@ -219,10 +219,10 @@ with h5py.File(os.path.join(D, "w.h5"), "w") as f:
 TEST_F(ImportTest, KerasLegacyLayoutsAreTransposed) {
   LB_REQUIRE_H5PY();
   python("keras('k.h5')\n");
-  io::BuiltModel m = model();
+  config::BuiltModel m = model();
   const Tensor nbt_before = state(m)["bn.num_batches_tracked"];
-  io::ImportPlan p = io::import_weights(file("k.h5"), m, strict());
-  EXPECT_EQ(p.source, io::WeightSource::keras);
+  persist::ImportPlan p = persist::import_weights(file("k.h5"), m, strict());
+  EXPECT_EQ(p.source, persist::WeightSource::keras);
   EXPECT_NE(p.source_detail.find("keras_version 2.11.0"), std::string::npos);
   EXPECT_EQ(entry(p, "conv.weight").file_name, "/conv/conv/kernel:0");
   EXPECT_EQ(entry(p, "conv.weight").conversion, "HWIO->OIHW");
@@ -230,18 +230,18 @@ TEST_F(ImportTest, KerasLegacyLayoutsAreTransposed) {
   EXPECT_EQ(entry(p, "fc.weight").conversion, "(in,out)->(out,in), inputs HWC->CHW");
   EXPECT_EQ(entry(p, "bn.running_var").file_name, "/bn/bn/moving_variance:0");
   // Keras has no batch counter: kept, reported, not an error (not even with strict).
-  EXPECT_EQ(entry(p, "bn.num_batches_tracked").status, io::MatchStatus::kept_default);
+  EXPECT_EQ(entry(p, "bn.num_batches_tracked").status, persist::MatchStatus::kept_default);
   EXPECT_EQ(state(m)["bn.num_batches_tracked"].data<int32_t>()[0], nbt_before.data<int32_t>()[0]);
   expect_ref(m, {"bn.num_batches_tracked"});
-  EXPECT_NE(io::format_import_table(p).find("1 kept at default"), std::string::npos);
+  EXPECT_NE(persist::format_import_table(p).find("1 kept at default"), std::string::npos);
 }
 
 TEST_F(ImportTest, KerasFullModelFileWithSplitVlenAttributes) {
   LB_REQUIRE_H5PY();
   python("keras('k.h5', base='model_weights', split=True, vlen=True)\n");
-  io::BuiltModel m = model();
-  io::ImportPlan p = io::import_weights(file("k.h5"), m, {});
-  EXPECT_EQ(p.source, io::WeightSource::keras);
+  config::BuiltModel m = model();
+  persist::ImportPlan p = persist::import_weights(file("k.h5"), m, {});
+  EXPECT_EQ(p.source, persist::WeightSource::keras);
   EXPECT_EQ(entry(p, "fc.bias").file_name, "/model_weights/fc/fc/bias:0");
   expect_ref(m, {"bn.num_batches_tracked"});
 }
@@ -249,21 +249,21 @@ TEST_F(ImportTest, KerasFullModelFileWithSplitVlenAttributes) {
 TEST_F(ImportTest, KerasNamesRenamedWithMap) {
   LB_REQUIRE_H5PY();
   python("keras('k.h5', names=('conv2d', 'batch_normalization', 'depthwise_conv2d', 'dense'))\n");
-  io::BuiltModel m = model();
+  config::BuiltModel m = model();
   // Without maps nothing matches: the error shows both sides and suggests --map.
-  const std::string err = error_of([&] { io::import_weights(file("k.h5"), m, {}); });
+  const std::string err = error_of([&] { persist::import_weights(file("k.h5"), m, {}); });
   EXPECT_NE(err.find("no tensor name of the file matches"), std::string::npos) << err;
   EXPECT_NE(err.find("conv2d.weight"), std::string::npos) << err;
   // Same-size tensors with the same last name part suggest the renames.
   EXPECT_NE(err.find("perhaps --map batch_normalization=bn --map conv2d=conv --map dense=fc --map depthwise_conv2d=dw"),
             std::string::npos)
       << err;
-  io::ImportOptions opt;
+  persist::ImportOptions opt;
   // "dense" must not catch "depthwise_conv2d"; prefixes end at dots only.
   for (const char* s : {"conv2d=conv", "batch_normalization=bn", "depthwise_conv2d=dw", "dense=fc", "unused_prefix=x"})
-    opt.maps.push_back(io::parse_name_map(s));
-  io::ImportPlan p = io::import_weights(file("k.h5"), m, opt);
-  EXPECT_EQ(p.count(io::MatchStatus::matched), 9);
+    opt.maps.push_back(persist::parse_name_map(s));
+  persist::ImportPlan p = persist::import_weights(file("k.h5"), m, opt);
+  EXPECT_EQ(p.count(persist::MatchStatus::matched), 9);
   ASSERT_EQ(p.notes.size(), 1u);
   EXPECT_NE(p.notes[0].find("--map unused_prefix=x matched no file tensor"), std::string::npos) << p.notes[0];
   expect_ref(m, {"bn.num_batches_tracked"});
@@ -275,66 +275,66 @@ TEST_F(ImportTest, MapRenamesPrefixesFirstMatchWins) {
 names = {"conv": "features.0", "bn": "features.1", "dw": "features.3", "fc": "classifier.1"}
 flat("w.h5", {names[k.split(".")[0]] + "." + k.split(".", 1)[1]: v for k, v in ref.items()})
 )PY");
-  io::BuiltModel m = model();
-  io::ImportOptions opt;
+  config::BuiltModel m = model();
+  persist::ImportOptions opt;
   for (const char* s : {"features.0=conv", "features.1.=bn.", "features.3=dw", "features=unused", "classifier.1=fc"})
-    opt.maps.push_back(io::parse_name_map(s));
-  io::ImportPlan p = io::import_weights(file("w.h5"), m, opt);
+    opt.maps.push_back(persist::parse_name_map(s));
+  persist::ImportPlan p = persist::import_weights(file("w.h5"), m, opt);
   EXPECT_EQ(entry(p, "bn.running_mean").file_name, "features.1.running_mean");
-  EXPECT_EQ(p.count(io::MatchStatus::matched), 10);
+  EXPECT_EQ(p.count(persist::MatchStatus::matched), 10);
   expect_ref(m);
 }
 
 TEST_F(ImportTest, CommonPrefixIsStrippedWithoutMaps) {
   LB_REQUIRE_H5PY();
   python("flat('w.h5', {'module.' + k: v for k, v in ref.items()})\n");
-  io::BuiltModel m = model();
-  io::ImportPlan p = io::import_weights(file("w.h5"), m, {});
+  config::BuiltModel m = model();
+  persist::ImportPlan p = persist::import_weights(file("w.h5"), m, {});
   ASSERT_EQ(p.notes.size(), 1u);
   EXPECT_NE(p.notes[0].find("'module.'"), std::string::npos) << p.notes[0];
   expect_ref(m);
 }
 
 TEST_F(ImportTest, ParseNameMap) {
-  EXPECT_EQ(io::parse_name_map("a.b=c").from, "a.b");
-  EXPECT_EQ(io::parse_name_map("module.=").to, "");
-  EXPECT_EQ(io::parse_name_map("module.=").from, "module");
-  EXPECT_NE(error_of([] { io::parse_name_map("features.0"); }).find("expected OLD=NEW"), std::string::npos);
-  EXPECT_NE(error_of([] { io::parse_name_map("=x"); }).find("OLD is empty"), std::string::npos);
+  EXPECT_EQ(persist::parse_name_map("a.b=c").from, "a.b");
+  EXPECT_EQ(persist::parse_name_map("module.=").to, "");
+  EXPECT_EQ(persist::parse_name_map("module.=").from, "module");
+  EXPECT_NE(error_of([] { persist::parse_name_map("features.0"); }).find("expected OLD=NEW"), std::string::npos);
+  EXPECT_NE(error_of([] { persist::parse_name_map("=x"); }).find("OLD is empty"), std::string::npos);
 }
 
 TEST_F(ImportTest, MissingTensorIsAnErrorUnlessAllowed) {
   LB_REQUIRE_H5PY();
   python("r = dict(ref); del r['fc.bias']; del r['bn.num_batches_tracked']; flat('w.h5', r)\n");
-  io::BuiltModel m = model();
+  config::BuiltModel m = model();
   const auto before = state(m);
-  const std::string err = error_of([&] { io::import_weights(file("w.h5"), m, {}); });
+  const std::string err = error_of([&] { persist::import_weights(file("w.h5"), m, {}); });
   EXPECT_NE(err.find("1 model tensor(s) are not in the file"), std::string::npos) << err;
   EXPECT_NE(err.find("'fc.bias' [5] (closest in file: bn.bias, dw.bias, fc.weight)"), std::string::npos) << err;
   EXPECT_NE(err.find("--allow-missing"), std::string::npos) << err;
   for (auto& [n, t] : state(m))  // nothing changed
     EXPECT_EQ(0, std::memcmp(t.raw_data(), before.at(n).raw_data(), t.numel() * dtype_size(t.dtype()))) << n;
 
-  io::ImportPlan p = io::import_weights(file("w.h5"), m, allow_missing());
-  EXPECT_EQ(entry(p, "fc.bias").status, io::MatchStatus::missing);
-  EXPECT_EQ(entry(p, "bn.num_batches_tracked").status, io::MatchStatus::kept_default);
+  persist::ImportPlan p = persist::import_weights(file("w.h5"), m, allow_missing());
+  EXPECT_EQ(entry(p, "fc.bias").status, persist::MatchStatus::missing);
+  EXPECT_EQ(entry(p, "bn.num_batches_tracked").status, persist::MatchStatus::kept_default);
   EXPECT_EQ(0, std::memcmp(state(m)["fc.bias"].raw_data(), before.at("fc.bias").raw_data(), 5 * sizeof(float)));
   expect_ref(m, {"fc.bias", "bn.num_batches_tracked"});
-  EXPECT_NE(io::format_import_table(p).find("MISSING"), std::string::npos);
+  EXPECT_NE(persist::format_import_table(p).find("MISSING"), std::string::npos);
 }
 
 TEST_F(ImportTest, UnusedFileTensorsFailOnlyWithStrict) {
   LB_REQUIRE_H5PY();
   python("r = dict(ref); r['fc2.weight'] = f32(2, 2); flat('w.h5', r)\n");
-  io::BuiltModel m = model();
-  io::ImportPlan p = io::import_weights(file("w.h5"), m, {});
+  config::BuiltModel m = model();
+  persist::ImportPlan p = persist::import_weights(file("w.h5"), m, {});
   ASSERT_EQ(p.unused.size(), 1u);
   EXPECT_EQ(p.unused[0].file_name, "fc2.weight");
   EXPECT_EQ(p.unused[0].closest.rfind("fc.weight", 0), 0u) << p.unused[0].closest;
-  EXPECT_NE(io::format_import_table(p).find("UNUSED"), std::string::npos);
+  EXPECT_NE(persist::format_import_table(p).find("UNUSED"), std::string::npos);
   expect_ref(m);
-  io::BuiltModel m2 = model();
-  const std::string err = error_of([&] { io::import_weights(file("w.h5"), m2, strict()); });
+  config::BuiltModel m2 = model();
+  const std::string err = error_of([&] { persist::import_weights(file("w.h5"), m2, strict()); });
   EXPECT_NE(err.find("not used by the model (--strict)"), std::string::npos) << err;
   EXPECT_NE(err.find("'fc2.weight' [2, 2] (closest in model: fc.weight"), std::string::npos) << err;
 }
@@ -346,19 +346,19 @@ r = dict(ref); r['fc.weight'] = f32(5, 95); flat('w.h5', r)
 k = dict(ref); k['bn.num_batches_tracked'] = np.zeros(2, np.int64); flat('n.h5', k)
 t = dict(ref); t['fc.bias'] = np.arange(5, dtype=np.int32); flat('t.h5', t)
 )PY");
-  io::BuiltModel m = model();
+  config::BuiltModel m = model();
   const auto before = state(m);
-  std::string err = error_of([&] { io::import_weights(file("w.h5"), m, {}); });
+  std::string err = error_of([&] { persist::import_weights(file("w.h5"), m, {}); });
   EXPECT_NE(err.find("'fc.weight': file [5, 95], model [5, 96]"), std::string::npos) << err;
-  err = error_of([&] { io::import_weights(file("n.h5"), m, allow_missing()); });
+  err = error_of([&] { persist::import_weights(file("n.h5"), m, allow_missing()); });
   EXPECT_NE(err.find("'bn.num_batches_tracked': file [2], model [1]"), std::string::npos) << err;
-  err = error_of([&] { io::import_weights(file("t.h5"), m, {}); });
+  err = error_of([&] { persist::import_weights(file("t.h5"), m, {}); });
   EXPECT_NE(err.find("'fc.bias': file holds int32, model f32"), std::string::npos) << err;
   for (auto& [n, t] : state(m))
     EXPECT_EQ(0, std::memcmp(t.raw_data(), before.at(n).raw_data(), t.numel() * dtype_size(t.dtype()))) << n;
-  io::ImportPlan p = io::plan_import(file("w.h5"), m, {});
-  EXPECT_EQ(entry(p, "fc.weight").status, io::MatchStatus::shape_mismatch);
-  EXPECT_NE(io::format_import_table(p).find("SHAPE"), std::string::npos);
+  persist::ImportPlan p = persist::plan_import(file("w.h5"), m, {});
+  EXPECT_EQ(entry(p, "fc.weight").status, persist::MatchStatus::shape_mismatch);
+  EXPECT_NE(persist::format_import_table(p).find("SHAPE"), std::string::npos);
 }
 
 TEST_F(ImportTest, KerasWrongShapeShowsTheConversion) {
@@ -366,8 +366,8 @@ TEST_F(ImportTest, KerasWrongShapeShowsTheConversion) {
   python("keras('k.h5')\n");
   std::string yaml = kModelYaml;
   yaml.replace(yaml.find("out_features: 5"), 15, "out_features: 4");
-  io::BuiltModel m = io::build_model(write("other.yaml", yaml), {}, 1);
-  const std::string err = error_of([&] { io::import_weights(file("k.h5"), m, {}); });
+  config::BuiltModel m = config::build_model(write("other.yaml", yaml), {}, 1);
+  const std::string err = error_of([&] { persist::import_weights(file("k.h5"), m, {}); });
   EXPECT_NE(err.find("'fc.weight': file [96, 5] ((in,out)->(out,in), inputs HWC->CHW gives [5, 96]), model [4, 96]"),
             std::string::npos)
       << err;
@@ -376,10 +376,10 @@ TEST_F(ImportTest, KerasWrongShapeShowsTheConversion) {
 TEST_F(ImportTest, TwoFileTensorsWithOneName) {
   LB_REQUIRE_H5PY();
   python("r = dict(ref); r['old.bias'] = f32(5); flat('w.h5', r)\n");
-  io::BuiltModel m = model();
-  io::ImportOptions opt;
-  opt.maps.push_back(io::parse_name_map("old=fc"));
-  const std::string err = error_of([&] { io::plan_import(file("w.h5"), m, opt); });
+  config::BuiltModel m = model();
+  persist::ImportOptions opt;
+  opt.maps.push_back(persist::parse_name_map("old=fc"));
+  const std::string err = error_of([&] { persist::plan_import(file("w.h5"), m, opt); });
   EXPECT_NE(err.find("two file tensors both load as 'fc.bias'"), std::string::npos) << err;
 }
 
@@ -394,8 +394,8 @@ open(os.path.join(D, 'text.h5'), 'w').write('conv.weight,1,2,3\n')
 with h5py.File(os.path.join(D, 'empty.h5'), 'w') as f:
     f.attrs['note'] = 'no datasets'
 )PY");
-  io::BuiltModel m = model();
-  auto err = [&](const std::string& f) { return error_of([&] { io::plan_import(file(f), m, {}); }); };
+  config::BuiltModel m = model();
+  auto err = [&](const std::string& f) { return error_of([&] { persist::plan_import(file(f), m, {}); }); };
   EXPECT_NE(err("lzf.h5").find("lzf"), std::string::npos) << err("lzf.h5");
   EXPECT_NE(err("trunc.h5").find("truncated"), std::string::npos) << err("trunc.h5");
   EXPECT_NE(err("text.h5").find("not an HDF5 file"), std::string::npos) << err("text.h5");
@@ -406,12 +406,12 @@ with h5py.File(os.path.join(D, 'empty.h5'), 'w') as f:
 TEST_F(ImportTest, FromLowbitCheckpoint) {
   LB_REQUIRE_H5PY();
   python("flat('w.h5', ref)\n");
-  io::BuiltModel a = model(1);
-  io::import_weights(file("w.h5"), a, {});
-  io::save_checkpoint(file("ckpt.h5"), *a.graph, nullptr, nullptr, {"model: {}\n", "", {}});
-  io::BuiltModel b = model(2);
-  io::ImportPlan p = io::import_weights(file("ckpt.h5"), b, strict());
-  EXPECT_EQ(p.source, io::WeightSource::lowbit_checkpoint);
+  config::BuiltModel a = model(1);
+  persist::import_weights(file("w.h5"), a, {});
+  persist::save_checkpoint(file("ckpt.h5"), *a.graph, nullptr, nullptr, {"model: {}\n", "", {}});
+  config::BuiltModel b = model(2);
+  persist::ImportPlan p = persist::import_weights(file("ckpt.h5"), b, strict());
+  EXPECT_EQ(p.source, persist::WeightSource::lowbit_checkpoint);
   EXPECT_EQ(entry(p, "conv.weight").file_name, "/model/conv.weight");
   expect_ref(b);
 }
@@ -426,16 +426,16 @@ TEST_F(ImportTest, IntoQuantizedConfig) {
                                     "  weights: {preset: Int8WeightLSQ}\n"
                                     "  activations: {preset: Uint8ActPerTensorFloat}\n"
                                     "  bits: 4\n");
-  io::BuiltModel m = train::build_model(io::load_run_config(cfg_path, {}));
-  io::ImportPlan p = io::plan_import(file("w.h5"), m, strict());
-  io::check_import(p, strict());
-  EXPECT_EQ(p.count(io::MatchStatus::matched), 10);
-  EXPECT_EQ(p.count(io::MatchStatus::missing), 0);
+  config::BuiltModel m = train::build_model(config::load_run_config(cfg_path, {}));
+  persist::ImportPlan p = persist::plan_import(file("w.h5"), m, strict());
+  persist::check_import(p, strict());
+  EXPECT_EQ(p.count(persist::MatchStatus::matched), 10);
+  EXPECT_EQ(p.count(persist::MatchStatus::missing), 0);
   const auto& wq = entry(p, "conv.weight_quant.value");
-  EXPECT_EQ(wq.status, io::MatchStatus::kept_default);
+  EXPECT_EQ(wq.status, persist::MatchStatus::kept_default);
   EXPECT_NE(wq.detail.find("initialized from the imported weight"), std::string::npos) << wq.detail;
   const float before = state(m)["conv.weight_quant.value"].f32()[0];
-  const std::vector<std::string> init = io::apply_import(p, m);
+  const std::vector<std::string> init = persist::apply_import(p, m);
   EXPECT_NE(std::find(init.begin(), init.end(), "conv.weight_quant"), init.end());
   EXPECT_NE(std::find(init.begin(), init.end(), "fc.weight_quant"), init.end());
   const float after = state(m)["conv.weight_quant.value"].f32()[0];
@@ -447,10 +447,10 @@ TEST_F(ImportTest, IntoQuantizedConfig) {
 TEST_F(ImportTest, ExportWritesTorchStateDictAndReimports) {
   LB_REQUIRE_H5PY();
   python("flat('w.h5', ref)\n");
-  io::BuiltModel a = model(1);
-  io::import_weights(file("w.h5"), a, {});
-  io::save_checkpoint(file("ckpt.h5"), *a.graph, nullptr, nullptr, {"model: {}\n", "", {}});
-  io::TorchExportResult r = io::export_torch_h5(file("ckpt.h5"), file("out.h5"));
+  config::BuiltModel a = model(1);
+  persist::import_weights(file("w.h5"), a, {});
+  persist::save_checkpoint(file("ckpt.h5"), *a.graph, nullptr, nullptr, {"model: {}\n", "", {}});
+  persist::TorchExportResult r = persist::export_torch_h5(file("ckpt.h5"), file("out.h5"));
   EXPECT_EQ(r.names.size(), 10u);
   EXPECT_EQ(r.int64_scalars, 1);
   EXPECT_FALSE(fs::exists(file("out.h5.tmp")));
@@ -462,9 +462,9 @@ with h5py.File(os.path.join(D, "out.h5"), "r") as f:
         assert a.dtype == v.dtype and a.shape == v.shape, (k, a.dtype, a.shape, v.dtype, v.shape)
         assert np.array_equal(a, v), k
 )PY");
-  io::BuiltModel b = model(2);
-  io::ImportPlan p = io::import_weights(file("out.h5"), b, strict());
-  EXPECT_EQ(p.source, io::WeightSource::torch_flat);
+  config::BuiltModel b = model(2);
+  persist::ImportPlan p = persist::import_weights(file("out.h5"), b, strict());
+  EXPECT_EQ(p.source, persist::WeightSource::torch_flat);
   expect_ref(b);
 }
 
@@ -472,7 +472,7 @@ TEST_F(ImportTest, ExportLeavesTheTargetAloneOnError) {
   LB_REQUIRE_H5PY();
   python("flat('w.h5', ref)\n");
   const std::string target = write("out.h5", "previous contents");
-  EXPECT_NE(error_of([&] { io::export_torch_h5(file("w.h5"), target); }).find("not a Lowbit checkpoint"), std::string::npos);
+  EXPECT_NE(error_of([&] { persist::export_torch_h5(file("w.h5"), target); }).find("not a Lowbit checkpoint"), std::string::npos);
   std::ifstream in(target);
   std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_EQ(s, "previous contents");

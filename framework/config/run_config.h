@@ -8,10 +8,10 @@
 
 #include <yaml-cpp/yaml.h>
 
-#include "io/model_file.h"
+#include "config/model_file.h"
 #include "io/yaml_util.h"
 
-namespace lowbit::io {
+namespace lowbit::config {
 
 enum class DatasetKind { fashion_mnist, cifar10 };
 enum class OptimizerKind { sgd, adam, adamw };
@@ -66,7 +66,7 @@ struct RunConfig {
   TrainConfig train;
   YAML::Node resolved;               // defaults + file + overrides, as saved in the run folder
   YAML::Node quant;                  // the `quant:` recipe (parsed by quant::parse_recipe)
-  YamlSource source;                 // for messages about nodes of `resolved`
+  io::YamlSource source;                 // for messages about nodes of `resolved`
 };
 
 // The default document: every valid key with its default value.
@@ -82,4 +82,4 @@ RunConfig load_run_config_text(const std::string& text, const std::string& sourc
 // YAML text of the resolved config (for config.yaml in the run folder).
 std::string to_yaml(const YAML::Node& n);
 
-}  // namespace lowbit::io
+}  // namespace lowbit::config

@@ -17,7 +17,7 @@
 #include "optim/optimizer.h"
 #include "optim/schedule.h"
 
-namespace lowbit::io {
+namespace lowbit::persist {
 
 inline constexpr const char* kCheckpointFormat = "lowbit-checkpoint";
 inline constexpr int64_t kCheckpointVersion = 1;
@@ -55,4 +55,4 @@ void load_model_state(const std::string& path, nn::Module& model);
 void load_training_state(const std::string& path, nn::Module& model, optim::Optimizer& opt,
                          optim::LrSchedule& schedule);
 
-}  // namespace lowbit::io
+}  // namespace lowbit::persist

@@ -7,8 +7,8 @@
 
 #include "core/error.h"
 #include "io/expr.h"
-#include "io/model_file.h"
-#include "io/run_config.h"
+#include "config/model_file.h"
+#include "config/run_config.h"
 
 using namespace lowbit;
 namespace fs = std::filesystem;
@@ -66,7 +66,7 @@ TEST(Expr, ArithmeticFunctionsAndNames) {
 TEST(ModelFile, BuildsNamedGraphWithInferredShapes) {
   TempDir t;
   auto path = t.write("m.yaml", kModel);
-  io::BuiltModel m = io::build_model(path, {{"width", {2.0, "test"}}}, 0);
+  config::BuiltModel m = config::build_model(path, {{"width", {2.0, "test"}}}, 0);
   EXPECT_EQ(m.input, Shape({1, 8, 8}));
   auto shapes = m.graph->node_shapes({3, 1, 8, 8});
   EXPECT_EQ(shapes[0], Shape({3, 8, 8, 8}));
@@ -78,8 +78,8 @@ TEST(ModelFile, BuildsNamedGraphWithInferredShapes) {
   for (auto& [n, b] : m.graph->named_buffers()) bufs.push_back(n);
   EXPECT_EQ(bufs, (std::vector<std::string>{"bn.running_mean", "bn.running_var", "bn.num_batches_tracked"}));
   // Same seed -> same weights; different seed -> different weights.
-  io::BuiltModel m2 = io::build_model(path, {{"width", {2.0, "test"}}}, 0);
-  io::BuiltModel m3 = io::build_model(path, {{"width", {2.0, "test"}}}, 1);
+  config::BuiltModel m2 = config::build_model(path, {{"width", {2.0, "test"}}}, 0);
+  config::BuiltModel m3 = config::build_model(path, {{"width", {2.0, "test"}}}, 1);
   EXPECT_EQ(m.graph->parameters()[0].data().to_vector(), m2.graph->parameters()[0].data().to_vector());
   EXPECT_NE(m.graph->parameters()[0].data().to_vector(), m3.graph->parameters()[0].data().to_vector());
 }
@@ -88,7 +88,7 @@ TEST(ModelFile, ErrorsNameFileLineAndShapes) {
   TempDir t;
   auto bad = [&](const std::string& layers) {
     auto p = t.write("bad.yaml", "name: b\ninput: [1, 8, 8]\nlayers:\n" + layers);
-    return error_of([&] { io::build_model(p, {}, 0); });
+    return error_of([&] { config::build_model(p, {}, 0); });
   };
   std::string e = bad("  - {type: conv2d, out_channels: 4}\n  - {type: conv2d, in_channels: 3, out_channels: 4}\n");
   EXPECT_NE(e.find("bad.yaml:5:"), std::string::npos) << e;
@@ -107,7 +107,7 @@ TEST(ModelFile, ErrorsNameFileLineAndShapes) {
   e = bad("  - {name: a, type: relu}\n  - {name: a, type: relu}\n");
   EXPECT_NE(e.find("used twice"), std::string::npos) << e;
   auto p = t.write("bad2.yaml", kModel);
-  e = error_of([&] { io::build_model(p, {{"depth", {2.0, "model.params.depth=2"}}}, 0); });
+  e = error_of([&] { config::build_model(p, {{"depth", {2.0, "model.params.depth=2"}}}, 0); });
   EXPECT_NE(e.find("model.params.depth=2"), std::string::npos) << e;
   EXPECT_NE(e.find("'depth' does not exist"), std::string::npos) << e;
 }
@@ -116,9 +116,9 @@ TEST(RunConfig, DefaultsFileAndOverrides) {
   TempDir t;
   auto model = t.write("m.yaml", kModel);
   auto cfg = t.write("c.yaml", "model:\n  path: m.yaml\n  params: {width: 2}\noptimizer:\n  name: adamw\n  lr: 0.003\n");
-  io::RunConfig c = io::load_run_config(cfg, {"train.epochs=3", "schedule.milestones=[2, 4]", "model.params.size=16"});
+  config::RunConfig c = config::load_run_config(cfg, {"train.epochs=3", "schedule.milestones=[2, 4]", "model.params.size=16"});
   EXPECT_EQ(c.model_path, model);  // resolved beside the config
-  EXPECT_EQ(c.optimizer.kind, io::OptimizerKind::adamw);
+  EXPECT_EQ(c.optimizer.kind, config::OptimizerKind::adamw);
   EXPECT_DOUBLE_EQ(c.optimizer.lr, 0.003);
   EXPECT_EQ(c.train.epochs, 3);
   EXPECT_EQ(c.train.batch_size, 128);  // default
@@ -136,7 +136,7 @@ TEST(RunConfig, ErrorsNamePositionAndKey) {
   t.write("m.yaml", kModel);
   auto err = [&](const std::string& text, std::vector<std::string> ov = {}) {
     auto p = t.write("c.yaml", text);
-    return error_of([&] { io::load_run_config(p, ov); });
+    return error_of([&] { config::load_run_config(p, ov); });
   };
   std::string e = err("model: {path: m.yaml}\ntrain:\n  batch_size: -1\n");
   EXPECT_NE(e.find("c.yaml:3:15"), std::string::npos) << e;

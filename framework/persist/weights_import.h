@@ -26,10 +26,10 @@
 #include <utility>
 #include <vector>
 
-#include "io/model_file.h"
+#include "config/model_file.h"
 #include "tensor/tensor.h"
 
-namespace lowbit::io {
+namespace lowbit::persist {
 
 // A prefix rename: names equal to `from` or starting with `from` + "." get `to` instead of
 // `from` ("module.=" strips "module.", "features.0=conv1" renames one layer).
@@ -90,7 +90,7 @@ struct ImportPlan {
 // Reads `path` and matches its tensors with the model's; reads (and converts) every matched
 // tensor but changes nothing in the model. Throws lowbit::Error for files that cannot be read
 // (not HDF5, truncated, lzf-compressed, two file tensors renamed to the same name, ...).
-ImportPlan plan_import(const std::string& path, const BuiltModel& model, const ImportOptions& opt);
+ImportPlan plan_import(const std::string& path, const config::BuiltModel& model, const ImportOptions& opt);
 
 // The table `lowbit import` prints: one row per model tensor, then unused file tensors, then a
 // summary line.
@@ -106,9 +106,9 @@ void check_import(const ImportPlan& plan, const ImportOptions& opt);
 // not hold are initialized from the imported weights (Quantizer::reset_from); their names are
 // returned. Activation quantizers keep the recipe's initialization (they collect statistics
 // in the first training steps, or need calibration).
-std::vector<std::string> apply_import(const ImportPlan& plan, BuiltModel& model);
+std::vector<std::string> apply_import(const ImportPlan& plan, config::BuiltModel& model);
 
 // plan_import + check_import + apply_import.
-ImportPlan import_weights(const std::string& path, BuiltModel& model, const ImportOptions& opt);
+ImportPlan import_weights(const std::string& path, config::BuiltModel& model, const ImportOptions& opt);
 
-}  // namespace lowbit::io
+}  // namespace lowbit::persist
