@@ -1,8 +1,11 @@
 #include "quant/presets.h"
 
+#include <cmath>
 #include <functional>
+#include <type_traits>
 
 #include "core/error.h"
+#include "quant/quantizer_options.h"
 
 namespace lowbit::quant {
 
@@ -199,6 +202,28 @@ const std::map<std::string, std::function<QuantizerConfig()>>& registry() {
   return r;
 }
 
+// Reads one option's YAML value into its field (the table says which field and type).
+void set_option(QuantizerConfig& c, const QuantizerOption& opt, const YAML::Node& v, const io::YamlSource& src,
+                const std::string& kk) {
+  auto choice = [&](auto* e) {
+    using E = std::remove_pointer_t<decltype(e)>;
+    const std::string s = io::yaml_string(v, src, kk);
+    const std::optional<E> parsed = enum_from_name<E>(s);
+    if (!parsed) LB_FAIL(src.where(v, kk), ": ", kk, ": unknown value '", s, "' (choose ", enum_choices<E>(), ")");
+    return *parsed;
+  };
+  std::visit(
+      [&](auto member) {
+        auto& field = c.*member;
+        using T = std::remove_reference_t<decltype(field)>;
+        if constexpr (std::is_same_v<T, bool>) field = io::yaml_bool(v, src, kk);
+        else if constexpr (std::is_same_v<T, int>) field = static_cast<int>(io::yaml_int(v, src, kk));
+        else if constexpr (std::is_floating_point_v<T>) field = static_cast<T>(io::yaml_number(v, src, kk));
+        else field = choice(static_cast<T*>(nullptr));
+      },
+      opt.field);
+}
+
 }  // namespace
 
 std::vector<std::string> preset_names() {
@@ -239,55 +264,20 @@ QuantizerConfig parse_quantizer(const YAML::Node& node, const io::YamlSource& sr
     const std::string k = it->first.as<std::string>();
     const std::string kk = key + "." + k;
     const YAML::Node v = it->second;  // a copy: it->second belongs to a temporary proxy
-    auto integer = [&] { return static_cast<int>(io::yaml_int(v, src, kk)); };
-    auto number = [&] { return io::yaml_number(v, src, kk); };
-    auto boolean = [&] { return io::yaml_bool(v, src, kk); };
-    auto choice = [&](const std::vector<std::string>& opts) {
-      std::string s = io::yaml_string(v, src, kk);
-      for (size_t i = 0; i < opts.size(); ++i)
-        if (opts[i] == s) return static_cast<int>(i);
-      std::string all;
-      for (auto& o : opts) all += (all.empty() ? "" : " | ") + o;
-      LB_FAIL(src.where(v, kk), ": ", kk, ": unknown value '", s, "' (choose ", all, ")");
-    };
     if (k == "preset") continue;
-    else if (k == "bits") c.bits = integer();
-    else if (k == "signed") c.is_signed = boolean();
-    else if (k == "narrow") c.narrow = boolean();
-    else if (k == "per_channel") c.per_channel = boolean();
-    else if (k == "scale_impl") c.scale_impl = static_cast<ScaleImpl>(choice({"stats", "running_stats", "parameter", "parameter_from_stats", "constant"}));
-    else if (k == "stat") c.stat = static_cast<ScaleStat>(choice({"max_abs", "percentile", "min_max", "mean_std"}));
-    else if (k == "percentile") c.percentile = number();
-    else if (k == "std_k") c.std_k = number();
-    else if (k == "restrict") c.restrict_to = static_cast<ScaleRestrict>(choice({"fp", "log2", "pow2"}));
-    else if (k == "rounding") c.rounding = static_cast<kernels::Rounding>(choice({"half_even", "floor", "ceil", "half_away"}));
-    else if (k == "reciprocal") c.reciprocal = boolean();
-    else if (k == "zero_point") c.zero_point = boolean();
-    else if (k == "ste_clamp") c.ste_clamp = boolean();
-    else if (k == "scale_init") c.scale_init = number();
-    else if (k == "collect_steps") c.collect_steps = integer();
-    else if (k == "momentum") c.momentum = number();
-    else if (k == "lsq_grad_scale") c.lsq_grad_scale = boolean();
-    else if (k == "binary_clip") c.binary_clip = static_cast<float>(number());
-    else if (k == "ternary_threshold") c.ternary_threshold = static_cast<float>(number());
-    else if (k == "learned_bits") c.learned_bits = boolean();
-    else if (k == "asym_clip") c.asym_clip = boolean();
-    else if (k == "weight_decay") {
-      c.weight_decay = number();
-      LB_CHECK(c.weight_decay >= 0 && std::isfinite(c.weight_decay), src.where(v, kk), ": ", kk, ": weight decay must be a ",
-               "finite number >= 0, got ", c.weight_decay);
+    if (k == "min_val" || k == "max_val") {
+      (k == "min_val" ? min_val : max_val) = io::yaml_number(v, src, kk);
+      continue;
     }
-    else if (k == "external_scale") c.external_scale = boolean();
-    else if (k == "min_val") min_val = number();
-    else if (k == "max_val") max_val = number();
-    else {
-      static const std::vector<std::string> keys{"preset", "bits", "signed", "narrow", "per_channel", "scale_impl", "stat",
-                                                 "percentile", "std_k", "restrict", "rounding", "reciprocal", "zero_point",
-                                                 "ste_clamp", "scale_init", "collect_steps", "momentum", "lsq_grad_scale",
-                                                 "binary_clip", "ternary_threshold", "learned_bits", "external_scale", "weight_decay", "asym_clip",
-                                                 "min_val", "max_val"};
-      LB_FAIL(src.where(it->first, kk), ": ", key, ": unknown quantizer option '", k, "' (options: ", io::closest_names(k, keys), ")");
-    }
+    const QuantizerOption* opt = nullptr;
+    for (const QuantizerOption& o : quantizer_options())
+      if (o.settable && o.key == k) opt = &o;
+    if (!opt)
+      LB_FAIL(src.where(it->first, kk), ": ", key, ": unknown quantizer option '", k, "' (options: ",
+              io::closest_names(k, settable_quantizer_keys()), ")");
+    set_option(c, *opt, v, src, kk);
+    const std::string bad = opt->check(c);
+    LB_CHECK(bad.empty(), src.where(v, kk), ": ", kk, ": ", bad, ", got ", v.Scalar());
   }
   if (!std::isnan(min_val) || !std::isnan(max_val)) {
     const double lo = std::isnan(min_val) ? -1.0 : min_val, hi = std::isnan(max_val) ? 1.0 : max_val;

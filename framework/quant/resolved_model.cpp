@@ -2,29 +2,17 @@
 
 #include <cstdio>
 #include <map>
+#include <type_traits>
 
 #include "core/error.h"
 #include "quant/qat.h"
 #include "quant/quant_layers.h"
 #include "quant/quant_meta.h"
+#include "quant/quantizer_options.h"
 
 namespace lowbit::quant {
 
 namespace {
-
-const char* type_name(QuantType t) {
-  switch (t) {
-    case QuantType::integer: return "integer";
-    case QuantType::binary: return "binary";
-    case QuantType::ternary: return "ternary";
-  }
-  return "?";
-}
-
-template <typename E>
-std::string choice(E e, std::initializer_list<const char*> names) {
-  return std::data(names)[static_cast<int>(e)];
-}
 
 // Numbers as written by hand ("99.999", "0.1"), not with 17 significant digits.
 YAML::Node num(double v) {
@@ -60,39 +48,18 @@ YAML::Node quantizer_yaml(const QuantizerConfig& c) {
   YAML::Node n;
   n["preset"] = c.preset.empty() ? c.name : c.preset;
   if (c.name != c.preset && !c.preset.empty()) n["name"] = c.name;
-  n["type"] = type_name(c.type);
-  n["bits"] = c.bits;
-  n["learned_bits"] = c.learned_bits;
-  n["signed"] = c.is_signed;
-  n["narrow"] = c.narrow;
-  n["per_channel"] = c.per_channel;
-  if (c.external_scale) {
-    n["external_scale"] = true;  // s = s_in * s_w
-  } else if (c.asym_clip) {
-    n["asym_clip"] = true;  // learned bounds clip_lo / clip_hi, s = (hi - lo) / qmax, zero point round(-lo / s)
-  } else {
-    n["scale_impl"] = choice(c.scale_impl, {"stats", "running_stats", "parameter", "parameter_from_stats", "constant"});
-    n["stat"] = choice(c.stat, {"max_abs", "percentile", "min_max", "mean_std"});
-    if (c.stat == ScaleStat::percentile) n["percentile"] = num(c.percentile);
-    if (c.stat == ScaleStat::mean_std) n["std_k"] = num(c.std_k);
-    n["restrict"] = choice(c.restrict_to, {"fp", "log2", "pow2"});
-    if (c.scale_impl == ScaleImpl::parameter || c.scale_impl == ScaleImpl::constant) n["scale_init"] = num(c.scale_init);
-    if (c.scale_impl == ScaleImpl::parameter_from_stats) n["collect_steps"] = c.collect_steps;
-    if (c.scale_impl == ScaleImpl::running_stats || c.scale_impl == ScaleImpl::parameter_from_stats)
-      n["momentum"] = num(c.momentum);
-    n["zero_point"] = c.zero_point;
+  for (const QuantizerOption& o : quantizer_options()) {
+    if (!o.shown(c)) continue;
+    std::visit(
+        [&](auto member) {
+          const auto& field = c.*member;
+          using T = std::remove_cv_t<std::remove_reference_t<decltype(field)>>;
+          if constexpr (std::is_same_v<T, bool> || std::is_same_v<T, int>) n[std::string(o.key)] = field;
+          else if constexpr (std::is_floating_point_v<T>) n[std::string(o.key)] = num(field);
+          else n[std::string(o.key)] = std::string(enum_name(field));
+        },
+        o.field);
   }
-  n["rounding"] = choice(c.rounding, {"half_even", "floor", "ceil", "half_away"});
-  n["reciprocal"] = c.reciprocal;
-  n["ste_clamp"] = c.ste_clamp;
-  if (c.lsq) {
-    n["lsq"] = true;
-    n["lsq_grad_scale"] = c.lsq_grad_scale;
-  }
-  if (c.pact) n["pact"] = true;
-  if (c.weight_decay >= 0) n["weight_decay"] = num(c.weight_decay);
-  if (c.type == QuantType::binary) n["binary_clip"] = num(c.binary_clip);
-  if (c.type == QuantType::ternary) n["ternary_threshold"] = num(c.ternary_threshold);
   // Integer range and threshold T (scale = statistic / T) at the configured width.
   if (c.type == QuantType::integer && !c.learned_bits) {
     YAML::Node r(YAML::NodeType::Sequence);
