@@ -38,6 +38,7 @@ class Variable {
   const Shape& shape() const { return impl_->data.shape(); }
   int64_t size(int dim) const { return impl_->data.size(dim); }
   int64_t numel() const { return impl_->data.numel(); }
+  Device device() const { return impl_->data.device(); }
 
   // Seeds with ones (a scalar loss) or with `grad_output`, then runs the graph.
   void backward();

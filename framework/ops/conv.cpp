@@ -1,7 +1,7 @@
 #include <algorithm>
 #include <tuple>
 
-#include "kernels/cpu/conv2d.h"
+#include "kernels/backend.h"
 #include "ops/ops.h"
 
 namespace lowbit::ops {
@@ -31,7 +31,7 @@ Variable conv2d(const Variable& x, const Variable& w, const Variable& b, const C
   LB_CHECK(ws[1] * opt.groups == xs[1], "conv2d: input has ", xs[1], " channels ", xs.str(), " but weight ", ws.str(),
            " with groups=", opt.groups, " expects ", ws[1] * opt.groups);
   if (b.defined()) LB_CHECK(b.shape() == Shape({ws[0]}), "conv2d: bias ", b.shape().str(), " for ", ws[0], " output channels");
-  kernels::cpu::Conv2dGeometry g{};
+  kernels::Conv2dGeometry g{};
   g.n = xs[0]; g.c_in = xs[1]; g.h_in = xs[2]; g.w_in = xs[3];
   g.c_out = ws[0]; g.kh = ws[2]; g.kw = ws[3];
   g.stride_h = opt.stride_h; g.stride_w = opt.stride_w;
@@ -49,22 +49,27 @@ Variable conv2d(const Variable& x, const Variable& w, const Variable& b, const C
   }
   Tensor xin = x.data().contiguous();
   Tensor win = w.data().contiguous();
-  Tensor out = Tensor::empty({g.n, g.c_out, g.h_out, g.w_out});
-  kernels::cpu::ConvSavedInput kept;
-  kernels::cpu::conv2d_forward(g, xin.f32(), win.f32(), g.has_bias ? b.data().contiguous().f32() : nullptr, out.f32(),
-                               w.requires_grad() && grad_enabled() ? &kept : nullptr);
+  const Device dev = x.device();
+  kernels::ConvKernels& conv = kernels::backend_for(dev).conv();
+  LB_CHECK(conv.supports(g), "conv2d: the ", device_name(dev), " backend does not support this convolution (input ",
+           xs.str(), ", weight ", ws.str(), ", groups ", g.groups, ")");
+  Tensor out = Tensor::empty({g.n, g.c_out, g.h_out, g.w_out}, DType::f32, dev);
+  kernels::ConvSavedInput kept;
+  conv.forward(g, xin.f32(), win.f32(), g.has_bias ? b.data().contiguous().f32() : nullptr, out.f32(),
+               w.requires_grad() && grad_enabled() ? &kept : nullptr);
   // The backward keeps the reordered input instead of the plain one where it can.
-  if (!kernels::cpu::needs_plain_input(g, kept)) xin = Tensor();
+  if (!conv.needs_plain_input(g, kept)) xin = Tensor();
   return make_result(
       std::move(out), {x, w, b},
-      [g, xin, win, kept](const Tensor& gout_in, GradSink& sink) {
+      [g, xin, win, kept, dev](const Tensor& gout_in, GradSink& sink) {
         Tensor gout = gout_in.contiguous();
         const bool dx = sink.needs(0), dw = sink.needs(1) || sink.needs(2);
-        Tensor gx = dx ? Tensor::empty({g.n, g.c_in, g.h_in, g.w_in}) : Tensor();
-        Tensor gw = dw ? Tensor::empty(win.shape()) : Tensor();
-        Tensor gb = dw && g.has_bias ? Tensor::empty({g.c_out}) : Tensor();
-        kernels::cpu::conv2d_backward(g, xin.defined() ? xin.f32() : nullptr, kept, gout.f32(), win.f32(),
-                                      dx ? gx.f32() : nullptr, dw ? gw.f32() : nullptr, gb.defined() ? gb.f32() : nullptr);
+        Tensor gx = dx ? Tensor::empty({g.n, g.c_in, g.h_in, g.w_in}, DType::f32, dev) : Tensor();
+        Tensor gw = dw ? Tensor::empty(win.shape(), DType::f32, dev) : Tensor();
+        Tensor gb = dw && g.has_bias ? Tensor::empty({g.c_out}, DType::f32, dev) : Tensor();
+        kernels::backend_for(dev).conv().backward(g, xin.defined() ? xin.f32() : nullptr, kept, gout.f32(), win.f32(),
+                                                  dx ? gx.f32() : nullptr, dw ? gw.f32() : nullptr,
+                                                  gb.defined() ? gb.f32() : nullptr);
         if (dx) sink.add(0, std::move(gx));
         if (dw) {
           sink.add(1, std::move(gw));

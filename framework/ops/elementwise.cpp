@@ -1,11 +1,14 @@
+#include "kernels/backend.h"
 #include "ops/ops.h"
 
 namespace lowbit::ops {
 
 Variable add(const Variable& a, const Variable& b) {
   LB_CHECK(a.shape() == b.shape(), "add: shapes ", a.shape().str(), " and ", b.shape().str(), " differ");
-  Tensor out = a.data().clone();
-  out.add_(b.data().contiguous());
+  const Device dev = a.device();
+  Tensor ain = a.data().contiguous(), bin = b.data().contiguous();
+  Tensor out = Tensor::empty(ain.shape(), DType::f32, dev);
+  kernels::backend_for(dev).elementwise().add(ain.f32(), bin.f32(), out.f32(), out.numel());
   return make_result(
       std::move(out), {a, b},
       [](const Tensor& g, GradSink& sink) {
@@ -21,15 +24,16 @@ Variable add(const Variable& a, const Variable& b) {
 }
 
 Variable mul_scalar(const Variable& x, float s) {
-  Tensor out = x.data().clone();
-  float* p = out.f32();
-  for (int64_t i = 0; i < out.numel(); ++i) p[i] *= s;
+  const Device dev = x.device();
+  Tensor xin = x.data().contiguous();
+  Tensor out = Tensor::empty(xin.shape(), DType::f32, dev);
+  kernels::backend_for(dev).elementwise().scale(xin.f32(), s, out.f32(), out.numel());
   return make_result(
       std::move(out), {x},
-      [s](const Tensor& g, GradSink& sink) {
-        Tensor gx = g.clone();
-        float* q = gx.f32();
-        for (int64_t i = 0; i < gx.numel(); ++i) q[i] *= s;
+      [s, dev](const Tensor& g_in, GradSink& sink) {
+        Tensor g = g_in.contiguous();
+        Tensor gx = Tensor::empty(g.shape(), DType::f32, dev);
+        kernels::backend_for(dev).elementwise().scale(g.f32(), s, gx.f32(), gx.numel());
         sink.add(0, std::move(gx));
       },
       "mul_scalar");
@@ -37,9 +41,7 @@ Variable mul_scalar(const Variable& x, float s) {
 
 Variable sum(const Variable& x) {
   Tensor xin = x.data().contiguous();
-  double s = 0;
-  const float* p = xin.f32();
-  for (int64_t i = 0; i < xin.numel(); ++i) s += p[i];
+  const double s = kernels::backend_for(x.device()).elementwise().sum(xin.f32(), xin.numel());
   Shape in_shape = xin.shape();
   return make_result(
       Tensor::full({1}, static_cast<float>(s)), {x},
@@ -55,23 +57,20 @@ Variable dropout(const Variable& x, float p, bool training, Rng& rng) {
   LB_CHECK(p >= 0.f && p < 1.f, "dropout: probability ", p, " must be in [0, 1)");
   if (!training || p == 0.f) return x;
   Tensor xin = x.data().contiguous();
-  Tensor mask = Tensor::empty(xin.shape());
-  Tensor out = Tensor::empty(xin.shape());
+  const Device dev = x.device();
+  Tensor mask = Tensor::empty(xin.shape());  // made on the host: it depends only on the seed
   const float scale = 1.f / (1.f - p);
   float* pm = mask.f32();
-  float* po = out.f32();
-  const float* px = xin.f32();
   // Serial on purpose: the mask depends only on the seed, not on the thread count.
-  for (int64_t i = 0; i < xin.numel(); ++i) {
-    pm[i] = rng.uniform() >= p ? scale : 0.f;
-    po[i] = px[i] * pm[i];
-  }
+  for (int64_t i = 0; i < xin.numel(); ++i) pm[i] = rng.uniform() >= p ? scale : 0.f;
+  Tensor out = Tensor::empty(xin.shape(), DType::f32, dev);
+  kernels::backend_for(dev).elementwise().mul(xin.f32(), mask.f32(), out.f32(), out.numel());
   return make_result(
       std::move(out), {x},
-      [mask](const Tensor& g_in, GradSink& sink) {
+      [mask, dev](const Tensor& g_in, GradSink& sink) {
         Tensor g = g_in.contiguous();
-        Tensor gx = Tensor::empty(mask.shape());
-        for (int64_t i = 0; i < gx.numel(); ++i) gx.f32()[i] = g.f32()[i] * mask.f32()[i];
+        Tensor gx = Tensor::empty(mask.shape(), DType::f32, dev);
+        kernels::backend_for(dev).elementwise().mul(g.f32(), mask.f32(), gx.f32(), gx.numel());
         sink.add(0, std::move(gx));
       },
       "dropout");

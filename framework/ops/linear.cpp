@@ -1,4 +1,4 @@
-#include "kernels/cpu/matmul.h"
+#include "kernels/backend.h"
 #include "ops/ops.h"
 
 namespace lowbit::ops {
@@ -13,30 +13,29 @@ Variable linear(const Variable& x, const Variable& w, const Variable& b) {
   const int64_t n = xs[0], in = ws[1], outf = ws[0];
   Tensor xin = x.data().contiguous();
   Tensor win = w.data().contiguous();
-  Tensor out = Tensor::empty({n, outf});
-  kernels::cpu::matmul(n, outf, in, xin.f32(), false, win.f32(), true, b.defined() ? b.data().contiguous().f32() : nullptr,
-                       out.f32());
+  const Device dev = x.device();
+  Tensor out = Tensor::empty({n, outf}, DType::f32, dev);
+  kernels::backend_for(dev).matmul().matmul(n, outf, in, xin.f32(), false, win.f32(), true,
+                                            b.defined() ? b.data().contiguous().f32() : nullptr, out.f32());
   const bool has_bias = b.defined();
   return make_result(
       std::move(out), {x, w, b},
-      [xin, win, n, in, outf, has_bias](const Tensor& gout_in, GradSink& sink) {
+      [xin, win, n, in, outf, has_bias, dev](const Tensor& gout_in, GradSink& sink) {
         Tensor gout = gout_in.contiguous();
+        kernels::Backend& be = kernels::backend_for(dev);
         if (sink.needs(0)) {  // dx (N, in) = dy (N, out) * W (out, in)
-          Tensor gx = Tensor::empty({n, in});
-          kernels::cpu::matmul(n, in, outf, gout.f32(), false, win.f32(), false, nullptr, gx.f32());
+          Tensor gx = Tensor::empty({n, in}, DType::f32, dev);
+          be.matmul().matmul(n, in, outf, gout.f32(), false, win.f32(), false, nullptr, gx.f32());
           sink.add(0, std::move(gx));
         }
         if (sink.needs(1)) {  // dW (out, in) = dy^T (out, N) * x (N, in)
-          Tensor gw = Tensor::empty({outf, in});
-          kernels::cpu::matmul(outf, in, n, gout.f32(), true, xin.f32(), false, nullptr, gw.f32());
+          Tensor gw = Tensor::empty({outf, in}, DType::f32, dev);
+          be.matmul().matmul(outf, in, n, gout.f32(), true, xin.f32(), false, nullptr, gw.f32());
           sink.add(1, std::move(gw));
         }
         if (has_bias && sink.needs(2)) {
-          Tensor gb = Tensor::zeros({outf});
-          float* pb = gb.f32();
-          const float* g = gout.f32();
-          for (int64_t i = 0; i < n; ++i)
-            for (int64_t j = 0; j < outf; ++j) pb[j] += g[i * outf + j];
+          Tensor gb = Tensor::empty({outf}, DType::f32, dev);
+          be.elementwise().column_sums(gout.f32(), n, outf, gb.f32());
           sink.add(2, std::move(gb));
         }
       },

@@ -1,227 +1,69 @@
-#include <algorithm>
-#include <cmath>
-#include <cstring>
-#include <limits>
-#include <vector>
-
+// Pooling ops: shape checks here, the loops in the backend (kernels/backend.h, PoolKernels).
+#include "kernels/backend.h"
 #include "ops/ops.h"
 
 namespace lowbit::ops {
 
 namespace {
 
-struct PoolGeom {
-  int64_t n, c, h, w, ho, wo;
-};
-
-PoolGeom pool_geometry(const Shape& xs, const Pool2dOptions& o, const char* name) {
+kernels::Pool2dGeometry pool_geometry(const Shape& xs, const Pool2dOptions& o, const char* name) {
   LB_CHECK(xs.rank() == 4, name, ": input must be (N, C, H, W), got ", xs.str());
   LB_CHECK(o.kernel_h > 0 && o.kernel_w > 0 && o.stride_h > 0 && o.stride_w > 0, name, ": kernel and stride must be positive");
   LB_CHECK(o.pad_h >= 0 && o.pad_w >= 0 && o.pad_h * 2 <= o.kernel_h && o.pad_w * 2 <= o.kernel_w, name,
            ": padding must be at most half the kernel (PyTorch rule), got padding ", o.pad_h, "x", o.pad_w,
            " for kernel ", o.kernel_h, "x", o.kernel_w);
-  PoolGeom g{xs[0], xs[1], xs[2], xs[3], 0, 0};
-  g.ho = conv_out_size(g.h, o.kernel_h, o.stride_h, o.pad_h, 1, false);
-  g.wo = conv_out_size(g.w, o.kernel_w, o.stride_w, o.pad_w, 1, false);
+  kernels::Pool2dGeometry g{};
+  g.n = xs[0]; g.c = xs[1]; g.h = xs[2]; g.w = xs[3];
+  g.h_out = conv_out_size(g.h, o.kernel_h, o.stride_h, o.pad_h, 1, false);
+  g.w_out = conv_out_size(g.w, o.kernel_w, o.stride_w, o.pad_w, 1, false);
+  g.kernel_h = o.kernel_h; g.kernel_w = o.kernel_w;
+  g.stride_h = o.stride_h; g.stride_w = o.stride_w;
+  g.pad_h = o.pad_h; g.pad_w = o.pad_w;
+  g.count_include_pad = o.count_include_pad;
   return g;
 }
 
-// 2x2 / stride 2 / no padding max pool of one plane without NaNs: the first maximum wins, as in
-// the generic loop. 16 outputs at a time: 32 columns of the two input rows are loaded and split
-// into even and odd columns (the four window positions), so rows as short as LeNet's 28 and
-// 10 columns still run in vector registers (GCC/Clang vector extensions).
-constexpr int kPoolLanes = 16;
-typedef float PoolF __attribute__((vector_size(kPoolLanes * sizeof(float))));
-typedef int32_t PoolI __attribute__((vector_size(kPoolLanes * sizeof(int32_t))));
-
-// Lanes kFirst, kFirst + 2, ..., kFirst + 30 of the 32 lanes of a and b (even or odd columns).
-template <int kFirst>
-inline PoolF every_other_lane(PoolF a, PoolF b) {
-#if defined(__clang__)
-  return __builtin_shufflevector(a, b, kFirst, kFirst + 2, kFirst + 4, kFirst + 6, kFirst + 8, kFirst + 10, kFirst + 12,
-                                 kFirst + 14, kFirst + 16, kFirst + 18, kFirst + 20, kFirst + 22, kFirst + 24, kFirst + 26,
-                                 kFirst + 28, kFirst + 30);
-#else
-  return __builtin_shuffle(a, b, PoolI{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30} + kFirst);
-#endif
-}
-
-__attribute__((noinline)) void max_pool_2x2_plane(const float* __restrict src, float* __restrict dst,
-                                                  int32_t* __restrict arg, int64_t w, int64_t ho, int64_t wo) {
-  const PoolI lane2 = PoolI{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
-  const int32_t w32 = static_cast<int32_t>(w);
-  for (int64_t oy = 0; oy < ho; ++oy) {
-    const float* r0 = src + 2 * oy * w;
-    const float* r1 = r0 + w;
-    for (int64_t k0 = 0; k0 < wo; k0 += kPoolLanes) {
-      const int64_t valid = std::min<int64_t>(kPoolLanes, wo - k0);
-      PoolF a[2], b[2];
-      if (valid == kPoolLanes) {
-        std::memcpy(a, r0 + 2 * k0, sizeof a);
-        std::memcpy(b, r1 + 2 * k0, sizeof b);
-      } else {  // the last outputs of the row: only 2 * valid columns exist
-        float ta[2 * kPoolLanes], tb[2 * kPoolLanes];
-        std::fill_n(ta, 2 * kPoolLanes, 0.f);
-        std::fill_n(tb, 2 * kPoolLanes, 0.f);
-        std::copy_n(r0 + 2 * k0, 2 * valid, ta);
-        std::copy_n(r1 + 2 * k0, 2 * valid, tb);
-        std::memcpy(a, ta, sizeof a);
-        std::memcpy(b, tb, sizeof b);
-      }
-      const PoolF v0 = every_other_lane<0>(a[0], a[1]), v1 = every_other_lane<1>(a[0], a[1]);
-      const PoolF v2 = every_other_lane<0>(b[0], b[1]), v3 = every_other_lane<1>(b[0], b[1]);
-      const PoolF m01 = v1 > v0 ? v1 : v0, m23 = v3 > v2 ? v3 : v2;
-      const PoolF m = m23 > m01 ? m23 : m01;
-      const PoolI c = lane2 + static_cast<int32_t>(2 * oy * w + 2 * k0);
-      const PoolI at = v0 == m ? c : (v1 == m ? c + 1 : (v2 == m ? c + w32 : c + w32 + 1));
-      float mo[kPoolLanes];
-      int32_t ao[kPoolLanes];
-      std::memcpy(mo, &m, sizeof mo);
-      std::memcpy(ao, &at, sizeof ao);
-      std::copy_n(mo, valid, dst + oy * wo + k0);
-      std::copy_n(ao, valid, arg + oy * wo + k0);
-    }
-  }
-}
-
-bool plane_has_nan(const float* __restrict p, int64_t n) {
-  int any = 0;
-  for (int64_t i = 0; i < n; ++i) any |= p[i] != p[i];
-  return any != 0;
+kernels::PoolKernels& pool_kernels(Device dev, const kernels::Pool2dGeometry& g, const char* name) {
+  kernels::PoolKernels& k = kernels::backend_for(dev).pool();
+  LB_CHECK(k.supports(g), name, ": the ", device_name(dev), " backend does not support this pooling (", g.kernel_h, "x",
+           g.kernel_w, " kernel, stride ", g.stride_h, "x", g.stride_w, ")");
+  return k;
 }
 
 }  // namespace
 
 Variable max_pool2d(const Variable& x, const Pool2dOptions& o) {
-  PoolGeom g = pool_geometry(x.shape(), o, "max_pool2d");
+  const kernels::Pool2dGeometry g = pool_geometry(x.shape(), o, "max_pool2d");
+  const Device dev = x.device();
   Tensor xin = x.data().contiguous();
-  Tensor out = Tensor::empty({g.n, g.c, g.ho, g.wo});
-  Tensor arg = Tensor::empty({g.n, g.c, g.ho, g.wo}, DType::s32);  // flat h*w index of the max
-  const float* px = xin.f32();
-  float* po = out.f32();
-  int32_t* pa = arg.data<int32_t>();
-  // Valid kernel rows/columns per output position, so the inner loops have no bounds checks.
-  std::vector<int64_t> ky0(g.ho), ky1(g.ho), kx0(g.wo), kx1(g.wo);
-  for (int64_t oy = 0; oy < g.ho; ++oy) {
-    const int64_t y0 = oy * o.stride_h - o.pad_h;
-    ky0[oy] = std::max<int64_t>(0, -y0);
-    ky1[oy] = std::min<int64_t>(o.kernel_h, g.h - y0);
-  }
-  for (int64_t ox = 0; ox < g.wo; ++ox) {
-    const int64_t x0 = ox * o.stride_w - o.pad_w;
-    kx0[ox] = std::max<int64_t>(0, -x0);
-    kx1[ox] = std::min<int64_t>(o.kernel_w, g.w - x0);
-  }
-  const bool fast2x2 = o.kernel_h == 2 && o.kernel_w == 2 && o.stride_h == 2 && o.stride_w == 2 && o.pad_h == 0 &&
-                       o.pad_w == 0;
-#pragma omp parallel for schedule(static)
-  for (int64_t p = 0; p < g.n * g.c; ++p) {
-    const float* src = px + p * g.h * g.w;
-    float* dst = po + p * g.ho * g.wo;
-    int32_t* arg = pa + p * g.ho * g.wo;
-    if (fast2x2 && !plane_has_nan(src, g.h * g.w)) {  // the common case (a NaN takes the generic path)
-      max_pool_2x2_plane(src, dst, arg, g.w, g.ho, g.wo);
-      continue;
-    }
-    for (int64_t oy = 0; oy < g.ho; ++oy) {
-      const int64_t y0 = oy * o.stride_h - o.pad_h;
-      for (int64_t ox = 0; ox < g.wo; ++ox) {
-        const int64_t x0 = ox * o.stride_w - o.pad_w;
-        // PyTorch semantics: the first maximum wins; a NaN is propagated.
-        int64_t bi = (y0 + ky0[oy]) * g.w + x0 + kx0[ox];
-        float best = src[bi];
-        for (int64_t ky = ky0[oy]; ky < ky1[oy]; ++ky) {
-          const float* row = src + (y0 + ky) * g.w + x0;
-          for (int64_t kx = kx0[ox]; kx < kx1[ox]; ++kx) {
-            // Branch-free select (the comparison is data-dependent and mispredicts often).
-            const float v = row[kx];
-            const bool take = v > best || v != v;
-            best = take ? v : best;
-            bi = take ? (y0 + ky) * g.w + x0 + kx : bi;
-          }
-        }
-        dst[oy * g.wo + ox] = best;
-        arg[oy * g.wo + ox] = static_cast<int32_t>(bi);
-      }
-    }
-  }
+  Tensor out = Tensor::empty({g.n, g.c, g.h_out, g.w_out}, DType::f32, dev);
+  Tensor arg = Tensor::empty({g.n, g.c, g.h_out, g.w_out}, DType::s32, dev);  // flat h*w index of the max
+  pool_kernels(dev, g, "max_pool2d").max_forward(g, xin.f32(), out.f32(), arg.data<int32_t>());
   Shape in_shape = xin.shape();
   return make_result(
       std::move(out), {x},
-      [arg, g, in_shape](const Tensor& gout_in, GradSink& sink) {
+      [arg, g, in_shape, dev](const Tensor& gout_in, GradSink& sink) {
         Tensor gout = gout_in.contiguous();
-        Tensor gx = Tensor::zeros(in_shape);
-        const float* gy = gout.f32();
-        const int32_t* pa = arg.data<int32_t>();
-        float* q = gx.f32();
-#pragma omp parallel for schedule(static)
-        for (int64_t p = 0; p < g.n * g.c; ++p) {
-          for (int64_t k = 0; k < g.ho * g.wo; ++k) {
-            const int64_t oi = p * g.ho * g.wo + k;
-            q[p * g.h * g.w + pa[oi]] += gy[oi];
-          }
-        }
+        Tensor gx = Tensor::empty(in_shape, DType::f32, dev);
+        kernels::backend_for(dev).pool().max_backward(g, arg.data<int32_t>(), gout.f32(), gx.f32());
         sink.add(0, std::move(gx));
       },
       "max_pool2d");
 }
 
 Variable avg_pool2d(const Variable& x, const Pool2dOptions& o) {
-  PoolGeom g = pool_geometry(x.shape(), o, "avg_pool2d");
+  const kernels::Pool2dGeometry g = pool_geometry(x.shape(), o, "avg_pool2d");
+  const Device dev = x.device();
   Tensor xin = x.data().contiguous();
-  Tensor out = Tensor::empty({g.n, g.c, g.ho, g.wo});
-  const float* px = xin.f32();
-  float* po = out.f32();
-  // Divisor per output position (depends only on the position, not on n or c).
-  auto divisor = [g, o](int64_t oy, int64_t ox) {
-    const int64_t y0 = oy * o.stride_h - o.pad_h, x0 = ox * o.stride_w - o.pad_w;
-    const int64_t y1 = std::min(y0 + o.kernel_h, g.h + o.pad_h), x1 = std::min(x0 + o.kernel_w, g.w + o.pad_w);
-    if (o.count_include_pad) return static_cast<float>((y1 - y0) * (x1 - x0));
-    return static_cast<float>((std::min(y1, g.h) - std::max<int64_t>(y0, 0)) * (std::min(x1, g.w) - std::max<int64_t>(x0, 0)));
-  };
-#pragma omp parallel for schedule(static)
-  for (int64_t p = 0; p < g.n * g.c; ++p) {
-    const float* src = px + p * g.h * g.w;
-    for (int64_t oy = 0; oy < g.ho; ++oy) {
-      for (int64_t ox = 0; ox < g.wo; ++ox) {
-        float s = 0.f;
-        for (int64_t ky = 0; ky < o.kernel_h; ++ky) {
-          const int64_t iy = oy * o.stride_h - o.pad_h + ky;
-          if (iy < 0 || iy >= g.h) continue;
-          for (int64_t kx = 0; kx < o.kernel_w; ++kx) {
-            const int64_t ix = ox * o.stride_w - o.pad_w + kx;
-            if (ix >= 0 && ix < g.w) s += src[iy * g.w + ix];
-          }
-        }
-        po[(p * g.ho + oy) * g.wo + ox] = s / divisor(oy, ox);
-      }
-    }
-  }
+  Tensor out = Tensor::empty({g.n, g.c, g.h_out, g.w_out}, DType::f32, dev);
+  pool_kernels(dev, g, "avg_pool2d").avg_forward(g, xin.f32(), out.f32());
   Shape in_shape = xin.shape();
   return make_result(
       std::move(out), {x},
-      [g, o, in_shape, divisor](const Tensor& gout_in, GradSink& sink) {
+      [g, in_shape, dev](const Tensor& gout_in, GradSink& sink) {
         Tensor gout = gout_in.contiguous();
-        Tensor gx = Tensor::zeros(in_shape);
-        const float* gy = gout.f32();
-        float* q = gx.f32();
-#pragma omp parallel for schedule(static)
-        for (int64_t p = 0; p < g.n * g.c; ++p) {
-          float* dst = q + p * g.h * g.w;
-          for (int64_t oy = 0; oy < g.ho; ++oy) {
-            for (int64_t ox = 0; ox < g.wo; ++ox) {
-              const float v = gy[(p * g.ho + oy) * g.wo + ox] / divisor(oy, ox);
-              for (int64_t ky = 0; ky < o.kernel_h; ++ky) {
-                const int64_t iy = oy * o.stride_h - o.pad_h + ky;
-                if (iy < 0 || iy >= g.h) continue;
-                for (int64_t kx = 0; kx < o.kernel_w; ++kx) {
-                  const int64_t ix = ox * o.stride_w - o.pad_w + kx;
-                  if (ix >= 0 && ix < g.w) dst[iy * g.w + ix] += v;
-                }
-              }
-            }
-          }
-        }
+        Tensor gx = Tensor::empty(in_shape, DType::f32, dev);
+        kernels::backend_for(dev).pool().avg_backward(g, gout.f32(), gx.f32());
         sink.add(0, std::move(gx));
       },
       "avg_pool2d");
@@ -231,28 +73,17 @@ Variable global_avg_pool2d(const Variable& x) {
   const Shape& xs = x.shape();
   LB_CHECK(xs.rank() == 4, "global_avg_pool2d: input must be (N, C, H, W), got ", xs.str());
   const int64_t nc = xs[0] * xs[1], hw = xs[2] * xs[3];
+  const Device dev = x.device();
   Tensor xin = x.data().contiguous();
-  Tensor out = Tensor::empty({xs[0], xs[1], 1, 1});
-  const float* px = xin.f32();
-  float* po = out.f32();
-#pragma omp parallel for schedule(static) if (nc * hw > 65536)
-  for (int64_t p = 0; p < nc; ++p) {
-    float s = 0.f;
-    for (int64_t k = 0; k < hw; ++k) s += px[p * hw + k];
-    po[p] = s / static_cast<float>(hw);
-  }
+  Tensor out = Tensor::empty({xs[0], xs[1], 1, 1}, DType::f32, dev);
+  kernels::backend_for(dev).pool().global_avg_forward(nc, hw, xin.f32(), out.f32());
   Shape in_shape = xs;
   return make_result(
       std::move(out), {x},
-      [in_shape, nc, hw](const Tensor& gout_in, GradSink& sink) {
+      [in_shape, nc, hw, dev](const Tensor& gout_in, GradSink& sink) {
         Tensor gout = gout_in.contiguous();
-        Tensor gx = Tensor::empty(in_shape);
-        const float* gy = gout.f32();
-        float* q = gx.f32();
-        const float inv = 1.f / static_cast<float>(hw);
-#pragma omp parallel for schedule(static) if (nc * hw > 65536)
-        for (int64_t p = 0; p < nc; ++p)
-          for (int64_t k = 0; k < hw; ++k) q[p * hw + k] = gy[p] * inv;
+        Tensor gx = Tensor::empty(in_shape, DType::f32, dev);
+        kernels::backend_for(dev).pool().global_avg_backward(nc, hw, gout.f32(), gx.f32());
         sink.add(0, std::move(gx));
       },
       "global_avg_pool2d");

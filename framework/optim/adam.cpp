@@ -2,44 +2,9 @@
 
 #include <cmath>
 
+#include "kernels/backend.h"
+
 namespace lowbit::optim {
-
-namespace {
-
-// float32 scalars of one Adam update, as torch's kernels see them.
-struct AdamScalars {
-  float b1, one_m_b1, b2, one_m_b2, neg_step, bias2_sqrt, eps, wd;
-  bool l2;  // Adam's weight decay folded into the gradient
-};
-
-// Each torch op rounds to float; a + alpha * b (add) and a + s * b * c (addcmul) are fused
-// multiply-adds in torch's AVX2 kernels, so they are std::fma here. (GCC vectorizes this loop
-// only with -fno-math-errno, because of sqrt; the results are the same either way.)
-template <bool kAmsgrad>
-void adam_kernel(int64_t n, float* p, const float* gr, float* m, float* v, float* vmax, const AdamScalars& k) {
-  // Locals, so each thread gets them as plain (vectorizable) scalars.
-  const float b1 = k.b1, one_m_b1 = k.one_m_b1, b2 = k.b2, one_m_b2 = k.one_m_b2;
-  const float neg_step = k.neg_step, bias2_sqrt = k.bias2_sqrt, eps = k.eps, wd = k.wd;
-  const bool l2 = k.l2;
-#pragma omp parallel for simd if (n > 65536) schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
-    const float gi = l2 ? std::fma(wd, p[i], gr[i]) : gr[i];
-    const float mi = std::fma(one_m_b1, gi, m[i] * b1);
-    const float vi = std::fma(one_m_b2 * gi, gi, v[i] * b2);
-    m[i] = mi;
-    v[i] = vi;
-    float vh = vi;
-    if constexpr (kAmsgrad) {
-      const float a = vmax[i];
-      vh = (a > vi || a != a) ? a : vi;  // torch.maximum: NaN propagates
-      vmax[i] = vh;
-    }
-    const float denom = std::sqrt(vh) / bias2_sqrt + eps;
-    p[i] = p[i] + (neg_step * mi) / denom;
-  }
-}
-
-}  // namespace
 
 ParamGroup AdamOptions::group(std::vector<Variable> params) const {
   ParamGroup g;
@@ -90,25 +55,19 @@ void Adam::update(const ParamGroup& g, Tensor& param, const Tensor& grad, ParamS
   const double bias1 = 1.0 - std::pow(g.beta1, t);
   const double bias2 = 1.0 - std::pow(g.beta2, t);
   // Scalars as torch's kernels see them (Python floats rounded to float32).
-  const AdamScalars k{.b1 = static_cast<float>(g.beta1),
-                      .one_m_b1 = static_cast<float>(1.0 - g.beta1),
-                      .b2 = static_cast<float>(g.beta2),
-                      .one_m_b2 = static_cast<float>(1.0 - g.beta2),
-                      .neg_step = static_cast<float>(-(g.lr / bias1)),
-                      .bias2_sqrt = static_cast<float>(std::sqrt(bias2)),
-                      .eps = static_cast<float>(g.eps),
-                      .wd = static_cast<float>(g.weight_decay),
-                      .l2 = !decoupled_ && g.weight_decay != 0.0};
-
-  if (decoupled_) {
-    // A pass of its own, like torch's param.mul_(): keeps p * f rounded before the update.
-    const float f = static_cast<float>(1.0 - g.lr * g.weight_decay);
-#pragma omp parallel for simd if (n > 65536) schedule(static)
-    for (int64_t i = 0; i < n; ++i) p[i] *= f;
-  }
-
-  if (vmax) adam_kernel<true>(n, p, gr, m, v, vmax, k);
-  else adam_kernel<false>(n, p, gr, m, v, nullptr, k);
+  const kernels::AdamStep k{.b1 = static_cast<float>(g.beta1),
+                            .one_m_b1 = static_cast<float>(1.0 - g.beta1),
+                            .b2 = static_cast<float>(g.beta2),
+                            .one_m_b2 = static_cast<float>(1.0 - g.beta2),
+                            .neg_step = static_cast<float>(-(g.lr / bias1)),
+                            .bias2_sqrt = static_cast<float>(std::sqrt(bias2)),
+                            .eps = static_cast<float>(g.eps),
+                            .wd = static_cast<float>(g.weight_decay),
+                            .l2 = !decoupled_ && g.weight_decay != 0.0};
+  kernels::OptimizerKernels& kernels = kernels::backend_for(param.device()).optimizer();
+  // AdamW: a pass of its own, like torch's param.mul_(): keeps p * f rounded before the update.
+  if (decoupled_) kernels.scale(p, static_cast<float>(1.0 - g.lr * g.weight_decay), n);
+  kernels.adam_step(k, p, gr, m, v, vmax, n);
 }
 
 }  // namespace lowbit::optim

@@ -1,5 +1,7 @@
 #include "optim/sgd.h"
 
+#include "kernels/backend.h"
+
 #include <cmath>
 
 namespace lowbit::optim {
@@ -36,37 +38,20 @@ std::vector<std::string> SGD::buffer_names(const ParamGroup& g) const {
 }
 
 void SGD::update(const ParamGroup& g, Tensor& param, const Tensor& grad, ParamState& st) {
-  // Scalars rounded to float as torch's kernels do; every a + alpha * b is one fma, as in
-  // ATen's vectorized add (so results match torch bit for bit on AVX2 machines).
-  const int64_t n = param.numel();
-  float* p = param.f32();
-  const float* gr = grad.f32();
-  const float wd = static_cast<float>(g.weight_decay);
-  const float neg_lr = static_cast<float>(-g.lr);
-  const bool decay = g.weight_decay != 0.0;
-
-  if (g.momentum == 0.0) {
-#pragma omp parallel for simd if (n > 65536) schedule(static)
-    for (int64_t i = 0; i < n; ++i) {
-      float d = decay ? std::fma(wd, p[i], gr[i]) : gr[i];
-      p[i] = std::fma(neg_lr, d, p[i]);
-    }
-    return;
-  }
-
+  // Scalars rounded to float as torch's kernels do (kernels/cpu/optimizer.cpp: every a + alpha * b
+  // is one fma, as in ATen's vectorized add, so results match torch bit for bit on AVX2 machines).
+  kernels::SgdStep s{};
+  s.weight_decay = static_cast<float>(g.weight_decay);
+  s.neg_lr = static_cast<float>(-g.lr);
+  s.decay = g.weight_decay != 0.0;
+  s.momentum = static_cast<float>(g.momentum);
+  s.keep = static_cast<float>(1.0 - g.dampening);
+  s.nesterov = g.nesterov;
+  kernels::OptimizerKernels& k = kernels::backend_for(param.device()).optimizer();
+  if (g.momentum == 0.0) return k.sgd_step(s, param.f32(), grad.f32(), nullptr, false, param.numel());
   const bool first = st.buffers.find("momentum_buffer") == st.buffers.end();
   float* buf = buffer_or_zeros(st, "momentum_buffer", param).f32();
-  const float mom = static_cast<float>(g.momentum);
-  const float keep = static_cast<float>(1.0 - g.dampening);
-  const bool nesterov = g.nesterov;
-#pragma omp parallel for simd if (n > 65536) schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
-    float d = decay ? std::fma(wd, p[i], gr[i]) : gr[i];
-    float b = first ? d : std::fma(keep, d, buf[i] * mom);
-    buf[i] = b;
-    d = nesterov ? std::fma(mom, b, d) : b;
-    p[i] = std::fma(neg_lr, d, p[i]);
-  }
+  k.sgd_step(s, param.f32(), grad.f32(), buf, first, param.numel());
 }
 
 }  // namespace lowbit::optim

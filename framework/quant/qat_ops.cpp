@@ -4,14 +4,14 @@
 #include <vector>
 
 #include "core/error.h"
-#include "kernels/cpu/fake_quant.h"
+#include "kernels/backend.h"
 
 namespace lowbit::quant {
 
 namespace {
 
-kernels::cpu::FakeQuantGeometry geometry_of(const Shape& s, int axis) {
-  kernels::cpu::FakeQuantGeometry g;
+kernels::FakeQuantGeometry geometry_of(const Shape& s, int axis) {
+  kernels::FakeQuantGeometry g;
   g.n = s.numel();
   if (axis < 0) return g;
   LB_CHECK(axis < static_cast<int>(s.rank()), "per-channel operation along dim ", axis, " of a tensor ", s.str(),
@@ -113,7 +113,7 @@ Variable fake_quant_learned_bits(const Variable& x, const Variable& num, const V
            want);
   const double b = bits.data().f32()[0];
   const LearnedRange lr = learned_range(b, form);
-  const kernels::cpu::FakeQuantGeometry g = geometry_of(xs, spec.axis);
+  const kernels::FakeQuantGeometry g = geometry_of(xs, spec.axis);
   kernels::FakeQuantElem e = spec.elem;
   e.qmin = static_cast<float>(lr.qmin);
   e.qmax = static_cast<float>(lr.qmax);
@@ -127,7 +127,8 @@ Variable fake_quant_learned_bits(const Variable& x, const Variable& num, const V
              " is not a positive finite number");
   }
   Tensor out = Tensor::empty(xs);
-  kernels::cpu::fake_quant_forward(g, e, xin.f32(), s.f32(), zp.defined() ? zp.f32() : nullptr, out.f32());
+  kernels::backend_for(x.device()).fake_quant().forward(g, e, xin.f32(), s.f32(), zp.defined() ? zp.f32() : nullptr,
+                                                        out.f32());
   return make_result(
       std::move(out), {x, num, bits},
       [g, e, lr, form, xin, nd, s, zp](const Tensor& gout_in, GradSink& sink) {
@@ -182,7 +183,7 @@ Variable fake_quant_learned_bits(const Variable& x, const Variable& num, const V
 }
 
 Variable scale_channels(const Variable& w, const Variable& f, int axis) {
-  const kernels::cpu::FakeQuantGeometry g = geometry_of(w.shape(), axis);
+  const kernels::FakeQuantGeometry g = geometry_of(w.shape(), axis);
   LB_CHECK(f.numel() == g.channels, "scale_channels: ", f.numel(), " factors for ", g.channels, " channels of ",
            w.shape().str());
   Tensor wd = w.data().contiguous(), fd = f.data().contiguous();
@@ -221,7 +222,7 @@ Variable scale_channels(const Variable& w, const Variable& f, int axis) {
 }
 
 Variable add_channels(const Variable& x, const Variable& b, int axis) {
-  const kernels::cpu::FakeQuantGeometry g = geometry_of(x.shape(), axis);
+  const kernels::FakeQuantGeometry g = geometry_of(x.shape(), axis);
   LB_CHECK(b.numel() == g.channels, "add_channels: ", b.numel(), " values for ", g.channels, " channels of ",
            x.shape().str());
   Tensor xd = x.data().contiguous(), bd = b.data().contiguous();
@@ -255,7 +256,7 @@ Variable add_channels(const Variable& x, const Variable& b, int axis) {
 
 Variable requantize_integer(const Variable& x, const Tensor& scale, int axis, int shift, bool floor_mode, double lo,
                             double hi) {
-  const kernels::cpu::FakeQuantGeometry g = geometry_of(x.shape(), axis);
+  const kernels::FakeQuantGeometry g = geometry_of(x.shape(), axis);
   LB_CHECK(scale.numel() == g.channels, "requantize: ", scale.numel(), " scales for ", g.channels, " channels");
   LB_CHECK(shift >= 0 && shift < 62, "requantize: shift ", shift, " out of range");
   Tensor xd = x.data().contiguous(), sd = scale.contiguous();

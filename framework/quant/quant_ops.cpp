@@ -5,15 +5,15 @@
 #include <functional>
 #include <vector>
 
-#include "kernels/cpu/fake_quant.h"
+#include "kernels/backend.h"
 
 namespace lowbit::quant {
 
 namespace {
 
 // (channels, inner) of a per-axis layout: element i uses channel (i / inner) % channels.
-kernels::cpu::FakeQuantGeometry geometry(const Shape& s, int axis) {
-  kernels::cpu::FakeQuantGeometry g;
+kernels::FakeQuantGeometry geometry(const Shape& s, int axis) {
+  kernels::FakeQuantGeometry g;
   g.n = s.numel();
   if (axis < 0) return g;
   LB_CHECK(axis < static_cast<int>(s.rank()), "per-channel quantization along dim ", axis, " of a tensor ", s.str(),
@@ -31,7 +31,7 @@ void check_scale(const Shape& xs, const Variable& scale, int axis, const char* w
 
 // Shape (C) -> per-element channel index helper for reductions.
 template <typename F>
-void for_each_channel(const kernels::cpu::FakeQuantGeometry& g, F f) {
+void for_each_channel(const kernels::FakeQuantGeometry& g, F f) {
   const int64_t rows = g.n / g.inner;
   for (int64_t r = 0; r < rows; ++r) f(r % g.channels, r * g.inner, (r + 1) * g.inner);
 }
@@ -43,24 +43,26 @@ Variable fake_quant(const Variable& x, const Variable& scale, const Tensor& zero
   check_scale(xs, scale, spec.axis, "fake_quant");
   if (zero_point.defined()) LB_CHECK(zero_point.numel() == scale.numel(), "fake_quant: zero point has ", zero_point.numel(),
                                      " values for ", scale.numel(), " scales");
-  const kernels::cpu::FakeQuantGeometry g = geometry(xs, spec.axis);
+  const kernels::FakeQuantGeometry g = geometry(xs, spec.axis);
   Tensor xin = x.data().contiguous();
   Tensor s = scale.data().contiguous();
   Tensor zp = zero_point.defined() ? zero_point.contiguous() : Tensor();
   for (int64_t c = 0; c < s.numel(); ++c)
     LB_CHECK(std::isfinite(s.f32()[c]) && s.f32()[c] > 0.f, "fake_quant: scale ", s.f32()[c], " at channel ", c,
              " is not a positive finite number");
-  Tensor out = Tensor::empty(xs);
-  kernels::cpu::fake_quant_forward(g, spec.elem, xin.f32(), s.f32(), zp.defined() ? zp.f32() : nullptr, out.f32());
+  const Device dev = x.device();
+  Tensor out = Tensor::empty(xs, DType::f32, dev);
+  kernels::backend_for(dev).fake_quant().forward(g, spec.elem, xin.f32(), s.f32(), zp.defined() ? zp.f32() : nullptr,
+                                                 out.f32());
   return make_result(
       std::move(out), {x, scale},
-      [g, spec, xin, s, zp](const Tensor& gout_in, GradSink& sink) {
+      [g, spec, xin, s, zp, dev](const Tensor& gout_in, GradSink& sink) {
         Tensor gout = gout_in.contiguous();
         Tensor gx = sink.needs(0) ? Tensor::empty(xin.shape()) : Tensor();
         std::vector<double> ds(sink.needs(1) ? static_cast<size_t>(g.channels) : 0);
-        kernels::cpu::fake_quant_backward(g, spec.elem, spec.ste_clamp, spec.inside_scale_grad, xin.f32(), s.f32(),
-                                          zp.defined() ? zp.f32() : nullptr, gout.f32(), gx.defined() ? gx.f32() : nullptr,
-                                          ds.empty() ? nullptr : ds.data());
+        kernels::backend_for(dev).fake_quant().backward(
+            g, spec.elem, spec.ste_clamp, spec.inside_scale_grad, xin.f32(), s.f32(), zp.defined() ? zp.f32() : nullptr,
+            gout.f32(), gx.defined() ? gx.f32() : nullptr, ds.empty() ? nullptr : ds.data());
         if (gx.defined()) sink.add(0, std::move(gx));
         if (!ds.empty()) {
           Tensor gs = Tensor::empty(s.shape());
@@ -74,7 +76,7 @@ Variable fake_quant(const Variable& x, const Variable& scale, const Tensor& zero
 Variable binary_quant(const Variable& x, const Variable& scale, int axis, float clip) {
   const Shape& xs = x.shape();
   check_scale(xs, scale, axis, "binary_quant");
-  const kernels::cpu::FakeQuantGeometry g = geometry(xs, axis);
+  const kernels::FakeQuantGeometry g = geometry(xs, axis);
   Tensor xin = x.data().contiguous();
   Tensor s = scale.data().contiguous();
   Tensor out = Tensor::empty(xs);
@@ -115,7 +117,7 @@ Variable binary_quant(const Variable& x, const Variable& scale, int axis, float 
 }
 
 Variable clip_learned(const Variable& x, const Variable& lo, const Variable& hi, int axis) {
-  const kernels::cpu::FakeQuantGeometry g = geometry(x.shape(), axis);
+  const kernels::FakeQuantGeometry g = geometry(x.shape(), axis);
   check_scale(x.shape(), lo, axis, "clip_learned (lower bound)");
   check_scale(x.shape(), hi, axis, "clip_learned (upper bound)");
   Tensor xin = x.data().contiguous();
@@ -163,7 +165,7 @@ Variable clip_learned(const Variable& x, const Variable& lo, const Variable& hi,
 }
 
 Variable abs_max(const Variable& x, int axis) {
-  const kernels::cpu::FakeQuantGeometry g = geometry(x.shape(), axis);
+  const kernels::FakeQuantGeometry g = geometry(x.shape(), axis);
   Tensor xin = x.data().contiguous();
   const float* px = xin.f32();
   Tensor out = Tensor::zeros({g.channels});
@@ -239,7 +241,7 @@ Variable abs_percentile(const Variable& x, double q) {
 }
 
 void min_max(const Tensor& x, int axis, Tensor& mn, Tensor& mx) {
-  const kernels::cpu::FakeQuantGeometry g = geometry(x.shape(), axis);
+  const kernels::FakeQuantGeometry g = geometry(x.shape(), axis);
   Tensor c = x.contiguous();
   mn = Tensor::full({g.channels}, INFINITY);
   mx = Tensor::full({g.channels}, -INFINITY);
@@ -252,7 +254,7 @@ void min_max(const Tensor& x, int axis, Tensor& mn, Tensor& mx) {
 }
 
 Variable abs_mean_k_std(const Variable& x, int axis, double k) {
-  const kernels::cpu::FakeQuantGeometry g = geometry(x.shape(), axis);
+  const kernels::FakeQuantGeometry g = geometry(x.shape(), axis);
   Tensor c = x.data().contiguous();
   std::vector<double> s(g.channels, 0), ss(g.channels, 0), cnt(g.channels, 0);
   for_each_channel(g, [&](int64_t ch, int64_t lo, int64_t hi) {

@@ -32,4 +32,42 @@ LB_HD float tanh_bwd_from_y(float y) { return 1.f - y * y; }
 LB_HD float sigmoid_fwd(float x) { return 1.f / (1.f + expf(-x)); }
 LB_HD float sigmoid_bwd_from_y(float y) { return y * (1.f - y); }
 
+// The elementwise activations the backends implement, with their parameters (a: hardtanh's
+// lower bound or leaky_relu's slope; b: hardtanh's upper bound).
+enum class Activation : unsigned char { relu, hardtanh, leaky_relu, hardswish, tanh, sigmoid };
+struct ActivationParams {
+  Activation kind;
+  float a = 0.f, b = 0.f;
+};
+
+// Whether the backward reads the forward's output (else its input).
+LB_HD bool saves_output(Activation k) {
+  return k == Activation::relu || k == Activation::tanh || k == Activation::sigmoid;
+}
+
+LB_HD float activation_fwd(const ActivationParams& p, float x) {
+  switch (p.kind) {
+    case Activation::relu: return relu_fwd(x);
+    case Activation::hardtanh: return hardtanh_fwd(x, p.a, p.b);
+    case Activation::leaky_relu: return leaky_relu_fwd(x, p.a);
+    case Activation::hardswish: return hardswish_fwd(x);
+    case Activation::tanh: return tanh_fwd(x);
+    case Activation::sigmoid: return sigmoid_fwd(x);
+  }
+  return x;
+}
+
+// act'(saved), saved as saves_output says.
+LB_HD float activation_bwd(const ActivationParams& p, float saved) {
+  switch (p.kind) {
+    case Activation::relu: return relu_bwd_from_y(saved);
+    case Activation::hardtanh: return hardtanh_bwd_from_x(saved, p.a, p.b);
+    case Activation::leaky_relu: return leaky_relu_bwd_from_x(saved, p.a);
+    case Activation::hardswish: return hardswish_bwd_from_x(saved);
+    case Activation::tanh: return tanh_bwd_from_y(saved);
+    case Activation::sigmoid: return sigmoid_bwd_from_y(saved);
+  }
+  return 0.f;
+}
+
 }  // namespace lowbit::kernels

@@ -3,7 +3,7 @@
 // (im2col / col2im) kernel that costs far more than the multiply-adds: LeNet-5's conv1 input
 // gradient (needed in QAT for the learned scale of the input quantizer) took 16% of a QAT step.
 #pragma once
-#include "kernels/cpu/conv2d.h"
+#include "kernels/common/geometry.h"
 
 namespace lowbit::kernels::cpu {
 

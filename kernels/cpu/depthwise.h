@@ -2,7 +2,7 @@
 // falls back to a gemm-based implementation for small feature maps (MobileNet's 2x2 and 1x1
 // stages), which costs far more than the few multiply-adds involved; this loop replaces it there.
 #pragma once
-#include "kernels/cpu/conv2d.h"
+#include "kernels/common/geometry.h"
 
 namespace lowbit::kernels::cpu {
 

@@ -10,12 +10,9 @@
 #include <cstdint>
 
 #include "kernels/common/fake_quant_math.h"
+#include "kernels/common/geometry.h"
 
 namespace lowbit::kernels::cpu {
-
-struct FakeQuantGeometry {
-  int64_t n = 0, channels = 1, inner = 1;
-};
 
 // y = fq(x). scale: (channels); zero_point: (channels) or null (0).
 void fake_quant_forward(const FakeQuantGeometry& g, const FakeQuantElem& e, const float* x, const float* scale,

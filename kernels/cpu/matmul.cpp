@@ -9,15 +9,15 @@ namespace lowbit::kernels::cpu {
 using dnnl::memory;
 using dt = dnnl::memory::data_type;
 
-namespace {
-
-struct MatmulPrim {
+struct OnednnMatmul::Prim {
   memory::desc a_md, b_md, bias_md, c_md;
   dnnl::matmul prim;
 };
 
-MatmulPrim make_prim(int64_t m, int64_t n, int64_t k, bool ta, bool tb, bool has_bias) {
-  MatmulPrim p;
+namespace {
+
+OnednnMatmul::Prim make_prim(OnednnContext& ctx, int64_t m, int64_t n, int64_t k, bool ta, bool tb, bool has_bias) {
+  OnednnMatmul::Prim p;
   // Strides describe the transposed storage without copying.
   p.a_md = memory::desc({m, k}, dt::f32, ta ? memory::dims{1, m} : memory::dims{k, 1});
   p.b_md = memory::desc({k, n}, dt::f32, tb ? memory::dims{1, k} : memory::dims{n, 1});
@@ -25,19 +25,22 @@ MatmulPrim make_prim(int64_t m, int64_t n, int64_t k, bool ta, bool tb, bool has
   if (has_bias) p.bias_md = memory::desc({1, n}, dt::f32, memory::dims{n, 1});
   dnnl::matmul::desc d = has_bias ? dnnl::matmul::desc(p.a_md, p.b_md, p.bias_md, p.c_md)
                                   : dnnl::matmul::desc(p.a_md, p.b_md, p.c_md);
-  p.prim = dnnl::matmul(dnnl::matmul::primitive_desc(d, onednn().engine));
+  p.prim = dnnl::matmul(dnnl::matmul::primitive_desc(d, ctx.engine));
   return p;
 }
 
 }  // namespace
 
-void matmul(int64_t m, int64_t n, int64_t k, const float* a, bool trans_a, const float* b, bool trans_b,
-            const float* bias, float* c) {
-  static PrimitiveCache<std::array<int64_t, 6>, MatmulPrim> cache;
+OnednnMatmul::OnednnMatmul(OnednnContext& ctx)
+    : ctx_(ctx), cache_(std::make_unique<PrimitiveCache<std::array<int64_t, 6>, Prim>>()) {}
+OnednnMatmul::~OnednnMatmul() = default;
+
+void OnednnMatmul::matmul(int64_t m, int64_t n, int64_t k, const float* a, bool trans_a, const float* b, bool trans_b,
+                          const float* bias, float* c) {
   const bool has_bias = bias != nullptr;
-  MatmulPrim& p = cache.get({m, n, k, trans_a, trans_b, has_bias},
-                            [&] { return make_prim(m, n, k, trans_a, trans_b, has_bias); });
-  auto& ctx = onednn();
+  Prim& p = cache_->get({m, n, k, trans_a, trans_b, has_bias},
+                        [&] { return make_prim(ctx_, m, n, k, trans_a, trans_b, has_bias); });
+  OnednnContext& ctx = ctx_;
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(p.a_md, ctx.engine, const_cast<float*>(a))},
                                        {DNNL_ARG_WEIGHTS, memory(p.b_md, ctx.engine, const_cast<float*>(b))},
                                        {DNNL_ARG_DST, memory(p.c_md, ctx.engine, c)}};

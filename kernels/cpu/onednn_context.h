@@ -1,5 +1,5 @@
-// The oneDNN CPU engine and stream, plus primitive caches keyed by problem shape.
-// One context per process (onednn()); primitives are created once per shape and reused.
+// The oneDNN CPU engine and stream, and the primitive cache type. The CPU backend
+// (cpu_backend.h) owns one context and the caches of its convolutions and matrix products.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -15,8 +15,6 @@ struct OnednnContext {
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
   dnnl::stream stream{engine};
 };
-
-OnednnContext& onednn();
 
 // A small typed cache: Key -> shared Value, created on first use.
 template <typename Key, typename Value>

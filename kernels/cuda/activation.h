@@ -1,15 +1,16 @@
-// CUDA activation kernels on device pointers (n elements), sharing kernels/common math.
+// CUDA activation kernels on device pointers (n elements), sharing kernels/common math
+// (activation_fwd / activation_bwd, the same functions the CPU backend's loops inline).
 #pragma once
 #include <cstdint>
 
+#include "kernels/common/activation_math.h"
+
 namespace lowbit::kernels::cuda {
 
-enum class Act { relu, hardtanh, leaky_relu, hardswish, tanh, sigmoid };
-
 // y = act(x); returns a CUDA error code (0 = success).
-int activation_forward(Act act, const float* x, float* y, int64_t n, float a, float b, void* stream);
-// dx = dy * act'(saved), saved = x or y as kernels/common/activation_math.h says.
-int activation_backward(Act act, const float* saved, const float* dy, float* dx, int64_t n, float a, float b,
+int activation_forward(const ActivationParams& act, const float* x, float* y, int64_t n, void* stream);
+// dx = dy * act'(saved), saved = x or y as saves_output(act.kind) says.
+int activation_backward(const ActivationParams& act, const float* saved, const float* dy, float* dx, int64_t n,
                         void* stream);
 
 }  // namespace lowbit::kernels::cuda

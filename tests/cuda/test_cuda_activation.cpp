@@ -24,14 +24,15 @@ TEST(CudaActivation, MatchesCpu) {
   const int64_t n = 10007;
   Tensor x = lowbit::testing::random_tensor({n}, rng, -3.f, 3.f);
   Tensor dy = lowbit::testing::random_tensor({n}, rng);
-  struct Case { kc::Act act; float a, b; std::function<Variable(const Variable&)> cpu; bool saves_output; };
+  using lowbit::kernels::Activation;
+  struct Case { lowbit::kernels::ActivationParams act; std::function<Variable(const Variable&)> cpu; };
   std::vector<Case> cases{
-      {kc::Act::relu, 0, 0, [](const Variable& v) { return ops::relu(v); }, true},
-      {kc::Act::hardtanh, -1, 1, [](const Variable& v) { return ops::hardtanh(v, -1, 1); }, false},
-      {kc::Act::leaky_relu, 0.1f, 0, [](const Variable& v) { return ops::leaky_relu(v, 0.1f); }, false},
-      {kc::Act::hardswish, 0, 0, [](const Variable& v) { return ops::hardswish(v); }, false},
-      {kc::Act::tanh, 0, 0, [](const Variable& v) { return ops::tanh(v); }, true},
-      {kc::Act::sigmoid, 0, 0, [](const Variable& v) { return ops::sigmoid(v); }, true}};
+      {{Activation::relu}, [](const Variable& v) { return ops::relu(v); }},
+      {{Activation::hardtanh, -1, 1}, [](const Variable& v) { return ops::hardtanh(v, -1, 1); }},
+      {{Activation::leaky_relu, 0.1f}, [](const Variable& v) { return ops::leaky_relu(v, 0.1f); }},
+      {{Activation::hardswish}, [](const Variable& v) { return ops::hardswish(v); }},
+      {{Activation::tanh}, [](const Variable& v) { return ops::tanh(v); }},
+      {{Activation::sigmoid}, [](const Variable& v) { return ops::sigmoid(v); }}};
   float *dx_d, *dy_d, *y_d, *g_d;
   ASSERT_EQ(cudaMalloc(&dx_d, n * 4), cudaSuccess);
   cudaMalloc(&dy_d, n * 4);
@@ -43,8 +44,8 @@ TEST(CudaActivation, MatchesCpu) {
     y.backward(dy);
     cudaMemcpy(dx_d, x.f32(), n * 4, cudaMemcpyHostToDevice);
     cudaMemcpy(dy_d, dy.f32(), n * 4, cudaMemcpyHostToDevice);
-    ASSERT_EQ(kc::activation_forward(c.act, dx_d, y_d, n, c.a, c.b, nullptr), 0);
-    ASSERT_EQ(kc::activation_backward(c.act, c.saves_output ? y_d : dx_d, dy_d, g_d, n, c.a, c.b, nullptr), 0);
+    ASSERT_EQ(kc::activation_forward(c.act, dx_d, y_d, n, nullptr), 0);
+    ASSERT_EQ(kc::activation_backward(c.act, lowbit::kernels::saves_output(c.act.kind) ? y_d : dx_d, dy_d, g_d, n, nullptr), 0);
     Tensor y_gpu = Tensor::empty({n}), g_gpu = Tensor::empty({n});
     cudaMemcpy(y_gpu.f32(), y_d, n * 4, cudaMemcpyDeviceToHost);
     cudaMemcpy(g_gpu.f32(), g_d, n * 4, cudaMemcpyDeviceToHost);
