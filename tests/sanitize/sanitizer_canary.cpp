@@ -18,7 +18,7 @@ int main(int argc, char** argv) {
   const std::string kind = argc > 1 ? argv[1] : "";
   if (kind == "heap_overflow") {
     int* a = new int[8];
-    a[g_index] = 1;  // one past the end
+    a[g_index] = 1;  // one past the end (object-size is off for this file: ASan must catch it)
     std::printf("%d\n", a[0]);
     delete[] a;
   } else if (kind == "use_after_free") {
