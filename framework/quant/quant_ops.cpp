@@ -324,8 +324,11 @@ Variable abs_sign_grad(const Variable& x) {
                      "abs");
 }
 
+// Brevitas: 2 ** ceil_ste(log2(m)). Only the ceil is straight-through, so the gradient goes through
+// 2^t and log2: ds/dm = (s * ln 2) * (1 / (m * ln 2)) = s / m (not 1: that would treat the whole
+// power of two as straight-through).
 Variable pow2_ceil_ste(const Variable& x) {
-  return small_unary(x, [](float v) { return std::exp2(std::ceil(std::log2(v))); }, [](float, float) { return 1.f; },
+  return small_unary(x, [](float v) { return std::exp2(std::ceil(std::log2(v))); }, [](float v, float y) { return y / v; },
                      "pow2_ceil_ste");
 }
 

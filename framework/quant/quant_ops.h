@@ -44,7 +44,7 @@ Variable clip_learned(const Variable& x, const Variable& lo, const Variable& hi,
 // Elementwise helpers on small scale tensors.
 Variable div_scalar(const Variable& x, float d);     // true division (bit-exact with Brevitas)
 Variable abs_sign_grad(const Variable& x);            // |x|, gradient sign(x) with sign(0) = +1
-Variable pow2_ceil_ste(const Variable& x);            // 2^ceil(log2 x), straight-through gradient
+Variable pow2_ceil_ste(const Variable& x);            // 2^ceil(log2 x); ceil straight-through: d/dx = 2^ceil(log2 x) / x
 Variable exp2(const Variable& x);                     // 2^x
 Variable grad_scale(const Variable& x, float g);      // identity forward, gradient * g (LSQ)
 Variable round_ste(const Variable& x);                // round half to even, straight-through

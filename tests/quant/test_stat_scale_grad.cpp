@@ -53,11 +53,13 @@ TEST(QuantGrad, MaxAbsWeightScale) {
     const char* preset;
     std::vector<int64_t> shape;
     int bits;
+    float max = 0;  // the planted maximum; 0: 0.5 for power-of-two scales, else 0.41
   };
   const std::vector<Case> cases = {
       {"Int8WeightPerTensorFloat", {10, 12}, 8},       {"Int8WeightPerTensorFloat", {6, 3, 3, 3}, 4},
       {"Int8WeightPerChannelFloat", {6, 3, 3, 3}, 8},  {"Int8WeightPerChannelFloat", {5, 16}, 3},
       {"Int8WeightPerTensorFixedPoint", {8, 20}, 8},   {"Int8WeightPerTensorFixedPoint", {4, 2, 3, 3}, 4},
+      {"Int8WeightPerTensorFixedPoint", {7, 9}, 8, 0.41f},  // a maximum that is not a power of two
   };
   for (const Case& c : cases) {
     q::QuantizerConfig cfg = q::preset(c.preset);
@@ -69,7 +71,7 @@ TEST(QuantGrad, MaxAbsWeightScale) {
     const int64_t inner = sh.numel() / sh[0];
     // Ties in the max: channel 0 has +m and -m; channel 2 three equal maxima. Fixed point: the
     // max a power of two (it rounds to 2^(b-1) and is clamped, straight through).
-    const float m = cfg.restrict_to == q::ScaleRestrict::pow2 ? 0.5f : 0.41f;
+    const float m = c.max > 0 ? c.max : cfg.restrict_to == q::ScaleRestrict::pow2 ? 0.5f : 0.41f;
     w.f32()[1] = m;
     w.f32()[inner - 1] = -m;
     if (cfg.per_channel) {
@@ -102,9 +104,10 @@ for name, per_channel, pow2, T, qmin, qmax in CASES:
     bshape = [-1] + [1] * (w.dim() - 1) if per_channel else [1] * w.dim()
     m32 = w32.abs().amax(dim=dims)
     m = w.abs().amax(dim=dims)                  # ties share the gradient evenly
-    if pow2:
+    if pow2:                                     # Brevitas: 2 ** ceil_ste(log2(m))
         p32 = torch.exp2(torch.ceil(torch.log2(m32)))
-        m = pin(m, p32)                          # 2^ceil(log2 m), ceil straight through
+        t = torch.log2(m)
+        m = pin(torch.exp2(t + (torch.ceil(t) - t).detach()), p32)
         m32 = p32
     s32 = m32 / np.float32(T)
     s = pin(m / T, s32).reshape(bshape)
