@@ -37,7 +37,9 @@ TEST(LayerKinds, TableRowsAreInEnumOrderWithUniqueModelFileNames) {
     const nn::LayerTraits& t = nn::kLayerTable[static_cast<size_t>(i)];
     EXPECT_EQ(static_cast<int>(t.kind), i);
     EXPECT_FALSE(t.name.empty());
-    if (t.model_file) EXPECT_TRUE(names.insert(std::string(t.name)).second) << "two model-file rows named " << t.name;
+    if (t.model_file) {
+      EXPECT_TRUE(names.insert(std::string(t.name)).second) << "two model-file rows named " << t.name;
+    }
   }
   EXPECT_EQ(nn::model_file_kind("hardswish"), nn::LayerKind::hardswish);
   EXPECT_EQ(nn::model_file_kind("quant_conv2d"), std::nullopt);  // made by recipes, not named by model files
@@ -96,7 +98,9 @@ layers:
     EXPECT_EQ(n.module->type_name(), std::string(nn::traits(k).name)) << n.name;
   }
   for (const nn::LayerTraits& row : nn::kLayerTable)
-    if (row.model_file) EXPECT_TRUE(seen.count(row.kind)) << row.name << " is missing from the test model";
+    if (row.model_file) {
+      EXPECT_TRUE(seen.count(row.kind)) << row.name << " is missing from the test model";
+    }
 }
 
 // ---- hardswish, the layer added through the table ----------------------------------------------
