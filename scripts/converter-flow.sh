@@ -41,11 +41,11 @@ summary=()
 for seed in $SEEDS; do
   echo "== 3. W4A4 QAT fine-tuning from the imported weights (seed $seed)"
   "$LOWBIT" train "$FINETUNE" --init "$OUT/lenet5_w4a4_init.h5" --seed "$seed" --threads "$THREADS" \
-    --out "$OUT/finetune_seed$seed" | tee "$OUT/finetune_seed$seed.log"
+    --out "$OUT/finetune_seed$seed" --force | tee "$OUT/finetune_seed$seed.log"
   summary+=("w4a4_finetune_2ep_seed${seed}_acc=$(acc_of "$OUT/finetune_seed$seed.log")")
   if [ "$SCRATCH" = 1 ]; then
     echo "== 4. W4A4 QAT from scratch, 10 epochs (seed $seed)"
-    "$LOWBIT" train "$RECIPE" --seed "$seed" --threads "$THREADS" --out "$OUT/scratch_seed$seed" | tee "$OUT/scratch_seed$seed.log"
+    "$LOWBIT" train "$RECIPE" --seed "$seed" --threads "$THREADS" --out "$OUT/scratch_seed$seed" --force | tee "$OUT/scratch_seed$seed.log"
     summary+=("w4a4_scratch_10ep_seed${seed}_acc=$(acc_of "$OUT/scratch_seed$seed.log")")
   fi
 done

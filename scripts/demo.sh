@@ -12,7 +12,8 @@ RUN=runs/demo_lenet5_fp32
 
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-"$LOWBIT" train "$CONFIG" --out "$RUN" "$@" | tee "$out"
+# --force: a demo run from before moves to $RUN.old-<time> (nothing is deleted).
+"$LOWBIT" train "$CONFIG" --out "$RUN" --force "$@" | tee "$out"
 acc=$(sed -n 's/^test_acc=//p' "$out" | tail -1)
 [ -n "$acc" ] || { echo "demo: training printed no test_acc line" >&2; exit 1; }
 

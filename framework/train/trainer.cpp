@@ -1,5 +1,8 @@
 #include "train/trainer.h"
 
+#include "train/interrupt.h"
+#include "train/run_folder.h"
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -162,6 +165,10 @@ std::string history_jsonl(const std::vector<EpochMetrics>& h) {
 }  // namespace
 
 TrainResult run_training(const config::RunConfig& cfg, const TrainOptions& opt) {
+  const std::string run_dir = opt.out_dir.empty() ? default_run_dir(cfg.file) : opt.out_dir;
+  const bool fresh = opt.resume.empty();
+  // Refuse at once, before any work, when a fresh run would land on an earlier one.
+  if (fresh && !opt.force) prepare_fresh_run_folder(run_dir, false);
   set_num_threads(static_cast<int>(cfg.train.threads));
   Run run = build_run(cfg);
   nn::Graph& model = *run.built.graph;
@@ -186,8 +193,13 @@ TrainResult run_training(const config::RunConfig& cfg, const TrainOptions& opt) 
     prog = parts.progress;
     history = parse_jsonl(parts.metrics_jsonl);
   }
-  const std::string run_dir = opt.out_dir.empty() ? default_run_dir(cfg.file) : opt.out_dir;
+  // Everything loaded: only now does --force move an old run aside.
+  if (fresh) {
+    const std::string moved = prepare_fresh_run_folder(run_dir, opt.force);
+    if (!moved.empty()) std::fprintf(stderr, "--force: the earlier run in %s moved to %s\n", run_dir.c_str(), moved.c_str());
+  }
   fs::create_directories(run_dir);
+  record_invocation(run_dir, opt.command_line, !fresh);
   {
     std::ofstream f(run_dir + "/config.yaml");
     LB_CHECK(f.good(), "cannot write ", run_dir, "/config.yaml");
@@ -209,6 +221,13 @@ TrainResult run_training(const config::RunConfig& cfg, const TrainOptions& opt) 
   double ips_sum = 0;
   int64_t ips_count = 0;
   const int64_t nb = train_loader.batches_per_epoch();
+  const InterruptGuard interrupt_guard;  // Ctrl-C: finish the step, save, stop (train/interrupt.h)
+  auto stop_for_signal = [&](int64_t epoch) {
+    result.interrupted_by = pending_interrupt();
+    result.stopped_epoch = epoch + 1;
+    result.stopped_step = prog.step;
+    return result;
+  };
   for (int64_t epoch = prog.epoch; epoch < cfg.train.epochs; ++epoch) {
     quant::start_epoch(model, epoch);  // batch-norm folding switches on after its delay
     model.train();
@@ -266,6 +285,11 @@ TrainResult run_training(const config::RunConfig& cfg, const TrainOptions& opt) 
       }
       std::snprintf(post, sizeof post, "loss=%.4f", prog.epoch_loss_sum / prog.epoch_seen);
       if (!opt.quiet) bar.update(it, seen_now, post);
+      if (pending_interrupt() && it < nb) {  // mid-epoch: a step checkpoint, as save_every_steps writes
+        prog.wall_time = wall();
+        save(last_path);
+        return stop_for_signal(epoch);
+      }
     }
     const double train_time = bar.elapsed();
     EvalResult ev = evaluate(model, *run.test_loader);
@@ -297,6 +321,7 @@ TrainResult run_training(const config::RunConfig& cfg, const TrainOptions& opt) 
       std::snprintf(fin, sizeof fin, "loss=%.4f, test_loss=%.4f, test_acc=%.4f", m.train_loss, m.test_loss, m.test_acc);
       bar.finish(seen_now, fin);
     }
+    if (pending_interrupt()) return stop_for_signal(epoch);  // the epoch's checkpoint is written
   }
   LB_CHECK(!history.empty(), "resume: ", opt.resume, " already finished all ", cfg.train.epochs, " epochs (raise train.epochs to continue)");
   if (recipe.enabled) {  // the weight-bit count (learned bit widths end where they rounded)

@@ -16,6 +16,10 @@ struct TrainOptions {
   // Fresh run whose model starts from this checkpoint's weights (e.g. from `lowbit import`):
   // parameters and buffers only; optimizer, schedule and epoch start anew. Excludes resume.
   std::string init_weights;
+  // A fresh run into a folder that holds a run: refused unless `force`, which moves the old run
+  // to <folder>.old-<time> first (train/run_folder.h).
+  bool force = false;
+  std::string command_line;  // recorded in the run folder's run_info.yaml
 };
 
 struct TrainResult {
@@ -23,6 +27,10 @@ struct TrainResult {
   double train_img_per_s = 0;  // mean over epochs
   int64_t weight_bits = 0;     // quantized runs: sum of weights * bits over conv2d/linear layers
   std::string run_dir;
+  // SIGINT / SIGTERM stopped the run (the signal; 0: it ran to the end). last.h5 then holds the
+  // state after the last finished step; --resume continues from there.
+  int interrupted_by = 0;
+  int64_t stopped_epoch = 0, stopped_step = 0;  // where it stopped (1-based epoch, global step)
 };
 
 // Loads the data, builds the model, trains for cfg.train.epochs with evaluation after each epoch,

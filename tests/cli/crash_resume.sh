@@ -24,7 +24,8 @@ while [ $kills -lt 20 ] || [ -d "$T/run$round" ]; do
   if [ -f "$R/last.h5" ]; then
     "$LOWBIT" train --resume "$R" --threads 1 -q > /dev/null 2> "$T/err" &
   else
-    "$LOWBIT" train "${ARGS[@]}" --out "$R" > /dev/null 2> "$T/err" &
+    # --force: a run killed before its first checkpoint left a folder without last.h5.
+    "$LOWBIT" train "${ARGS[@]}" --out "$R" --force > /dev/null 2> "$T/err" &
   fi
   pid=$!
   sleep "$(( RANDOM % 2 + 1 )).$(( RANDOM % 10 ))$(( RANDOM % 10 ))"  # 1.00 .. 2.99 s (start-up reads the data set)

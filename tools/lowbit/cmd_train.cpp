@@ -1,4 +1,5 @@
 #include <boost/program_options.hpp>
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 
@@ -27,10 +28,13 @@ examples:
   lowbit train --resume runs/lenet5_fmnist_fp32          (continue an interrupted run)
   lowbit train --resume runs/lenet5_fmnist_fp32 train.epochs=20   (extend a finished run)
   lowbit train configs/lenet5_fmnist_fp32.yaml --init imported.h5   (start from `lowbit import`ed weights)
+  lowbit train configs/lenet5_fmnist_fp32.yaml --force   (start over: the earlier run moves aside)
   lowbit train --help-config          (every config key with its default)
 
 The run folder gets config.yaml (resolved), metrics.csv, metrics.jsonl, last.h5 (each epoch,
-atomic) and best.h5 (best test accuracy). The last line on stdout is `test_acc=<value>`.
+atomic), best.h5 (best test accuracy) and run_info.yaml (command, version, commit, host). A
+folder that already holds a run is refused: --resume it, --force (moves it to FOLDER.old-<time>)
+or choose another --out. The last line on stdout is `test_acc=<value>`.
 )";
 
 const char* kEvalExamples = R"(
@@ -124,7 +128,10 @@ int cmd_train(const std::vector<std::string>& args) {
   po::variables_map vm;
   po::options_description extra;
   std::string init;
+  bool force = false;
   extra.add_options()("help-config", "print every config key with its default")(
+      "force", po::bool_switch(&force),
+      "train into a run folder that holds an earlier run: the earlier run is moved to FOLDER.old-<time> first")(
       "resume", po::value<std::string>(&p.checkpoint), "continue from a run folder (its last.h5) or a checkpoint file")(
       "init", po::value<std::string>(&init),
       "start a fresh run from the model weights of a checkpoint (e.g. made by `lowbit import`) or a run folder");
@@ -135,7 +142,14 @@ int cmd_train(const std::vector<std::string>& args) {
     std::fprintf(stderr, "lowbit train: --init starts a fresh run and --resume continues one: give only one\n");
     return 2;
   }
+  if (force && !p.checkpoint.empty()) {
+    std::fprintf(stderr, "lowbit train: --force starts over and --resume continues the run: give only one\n");
+    return 2;
+  }
   train::TrainOptions opt;
+  opt.force = force;
+  opt.command_line = "lowbit train";
+  for (const std::string& a : args) opt.command_line += " " + a;
   if (!p.checkpoint.empty()) opt.resume = train::resolve_checkpoint(p.checkpoint);
   if (!init.empty()) opt.init_weights = weights_file(init);
   config::RunConfig cfg = config_for(p, opt.resume);
@@ -144,6 +158,15 @@ int cmd_train(const std::vector<std::string>& args) {
   if (opt.out_dir.empty() && !opt.resume.empty()) opt.out_dir = ".";
   opt.quiet = p.quiet;
   train::TrainResult r = train::run_training(cfg, opt);
+  if (r.interrupted_by) {
+    std::fprintf(stderr,
+                 "lowbit train: stopped by %s in epoch %lld after step %lld; %s/last.h5 holds that state.\n"
+                 "continue with: lowbit train --resume %s\n",
+                 r.interrupted_by == SIGINT ? "Ctrl-C (SIGINT)" : "SIGTERM", static_cast<long long>(r.stopped_epoch),
+                 static_cast<long long>(r.stopped_step), r.run_dir.c_str(), r.run_dir.c_str());
+    std::printf("run_dir=%s\n", r.run_dir.c_str());
+    return 128 + r.interrupted_by;  // 130 for SIGINT, 143 for SIGTERM, as a shell reports them
+  }
   std::printf("run_dir=%s\n", r.run_dir.c_str());
   std::printf("test_acc=%.4f\n", r.test_acc);
   return 0;

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Run-folder safety: a second fresh `lowbit train` into a folder holding a run is refused (nothing
+# changes there), --force moves the earlier run aside (never deletes it) and only once everything
+# has loaded, --force with --resume is a usage error, and run_info.yaml records each invocation.
+# Usage: run_folder.sh path/to/lowbit   (run from the repository root)
+set -u
+LOWBIT=${1:?usage: run_folder.sh path/to/lowbit}
+source "$(dirname "$0")/common.bash"
+source "$(dirname "$0")/needs.bash"
+need_fmnist
+EXPECT_IN=all
+SMALL=(data.train_limit=256 data.test_limit=100 train.epochs=1 train.batch_size=64 -q)
+CFG=configs/lenet5_fmnist_fp32.yaml
+RUN="$T/run"
+
+expect first_run 0 "test_acc=" -- train "$CFG" --out "$RUN" "${SMALL[@]}"
+sum_before=$(md5sum "$RUN/metrics.csv" "$RUN/last.h5" | cut -d' ' -f1 | tr '\n' ' ')
+
+# run_info.yaml: the command, version, commit and host of the run.
+ok=1
+for pat in "command: \"lowbit train $CFG --out $RUN" "kind: fresh" "lowbit: \"[0-9]+\.[0-9]+\.[0-9]+\"" "commit: \"[0-9a-z-]+\"" "host: \"" "started: \"20"; do
+  grep -qE -- "$pat" "$RUN/run_info.yaml" || { echo "FAIL run_info: lacks /$pat/"; ok=0; }
+done
+report run_info_records_the_invocation $ok
+
+expect second_run_refused 1 "run folder '$RUN' already holds a run" "lowbit train --resume $RUN" "--force" "--out DIR" -- \
+  train "$CFG" --out "$RUN" "${SMALL[@]}"
+sum_after=$(md5sum "$RUN/metrics.csv" "$RUN/last.h5" | cut -d' ' -f1 | tr '\n' ' ')
+ok=1
+[ "$sum_before" = "$sum_after" ] || { echo "FAIL the refused run changed the folder"; ok=0; }
+ls "$RUN".old-* >/dev/null 2>&1 && { echo "FAIL the refused run moved the folder"; ok=0; }
+report refused_run_changes_nothing $ok
+
+expect force_with_resume 2 "--force starts over and --resume continues" -- train --resume "$RUN" --force -q
+
+# A run that fails while loading (here: no data set at data.path) moves nothing, even with --force.
+expect force_failing_run 1 "cannot open" -- train "$CFG" --out "$RUN" --force "${SMALL[@]}" data.path="$T/no_data"
+ok=1
+ls "$RUN".old-* >/dev/null 2>&1 && { echo "FAIL the old run moved although the new one never started"; ok=0; }
+[ "$(md5sum "$RUN/metrics.csv" | cut -d' ' -f1)" = "$(echo "$sum_before" | cut -d' ' -f1)" ] || { echo "FAIL metrics.csv changed"; ok=0; }
+report failed_force_moves_nothing $ok
+
+expect force_moves_old_run_aside 0 "moved to $RUN.old-[0-9]{8}-[0-9]{6}" "test_acc=" -- \
+  train "$CFG" --out "$RUN" --force "${SMALL[@]}" train.seed=7
+ok=1
+old=$(ls -d "$RUN".old-* 2>/dev/null | head -1)
+[ -n "$old" ] || { echo "FAIL no $RUN.old-* folder"; ok=0; }
+[ -n "$old" ] && [ "$(md5sum "$old/metrics.csv" "$old/last.h5" | cut -d' ' -f1 | tr '\n' ' ')" = "$sum_before" ] ||
+  { echo "FAIL the old run's files changed when moved"; ok=0; }
+[ "$(grep -c '^1,' "$RUN/metrics.csv")" = 1 ] || { echo "FAIL the new metrics.csv mixes runs"; ok=0; }
+report old_run_kept_intact $ok
+
+# A resume adds an entry of its own.
+expect resume_runs 0 "test_acc=" -- train --resume "$RUN" train.epochs=2 -q
+grep -q "kind: resume" "$RUN/run_info.yaml" && ok=1 || { echo "FAIL run_info.yaml lacks the resume"; ok=0; }
+report resume_recorded $ok
+
+finish
