@@ -171,6 +171,11 @@ TrainResult run_training(const config::RunConfig& cfg, const TrainOptions& opt) 
   if (fresh && !opt.force) prepare_fresh_run_folder(run_dir, false);
   set_num_threads(static_cast<int>(cfg.train.threads));
   Run run = build_run(cfg);
+  const int64_t channels = run.built.input.rank() == 3 ? run.built.input[0] : 1;
+  if (!opt.quiet && channels > 1 && cfg.data.mean.size() == 1)
+    std::fprintf(stderr, "note: data.mean and data.std have one value each; it is applied to all %lld input channels "
+                         "(give %lld values to set each channel)\n",
+                 static_cast<long long>(channels), static_cast<long long>(channels));
   nn::Graph& model = *run.built.graph;
   data::DataLoader& train_loader = *run.train_loader;
   optim::Optimizer& optimizer = *run.optimizer;
@@ -191,6 +196,14 @@ TrainResult run_training(const config::RunConfig& cfg, const TrainOptions& opt) 
              " threads but this run uses ", prog.threads, ": pass --threads ", parts.progress.threads,
              " for a bit-identical continuation");
     prog = parts.progress;
+    // Nothing left to train: say so. The metrics files are still rewritten from the checkpoint
+    // below (that repairs a run killed between its last checkpoint and its metrics line).
+    if (prog.epoch >= cfg.train.epochs)
+      std::fprintf(stderr,
+                   "resume: %s already finished all %lld epochs; nothing to train. To continue it, raise "
+                   "train.epochs (e.g. lowbit train --resume %s train.epochs=%lld)\n",
+                   opt.resume.c_str(), static_cast<long long>(cfg.train.epochs),
+                   fs::path(opt.resume).parent_path().string().c_str(), static_cast<long long>(cfg.train.epochs + 10));
     history = parse_jsonl(parts.metrics_jsonl);
   }
   // Everything loaded: only now does --force move an old run aside.

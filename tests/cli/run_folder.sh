@@ -55,4 +55,20 @@ expect resume_runs 0 "test_acc=" -- train --resume "$RUN" train.epochs=2 -q
 grep -q "kind: resume" "$RUN/run_info.yaml" && ok=1 || { echo "FAIL run_info.yaml lacks the resume"; ok=0; }
 report resume_recorded $ok
 
+# Resuming a finished run says so (and exits 0: the metrics are rewritten from the checkpoint).
+expect resume_finished_run_says_so 0 "already finished all 2 epochs; nothing to train" "train.epochs=12" -- \
+  train --resume "$RUN" -q
+
+# One mean/std value for 3-channel images is applied to every channel, and said (a small fake
+# CIFAR-10 in the binary format: 1 label byte + 3x32x32 pixels per record).
+mkdir -p "$T/cifar"
+for f in data_batch_1 data_batch_2 data_batch_3 data_batch_4 data_batch_5 test_batch; do
+  head -c $((20 * 3073)) /dev/urandom | od -An -v -tu1 -w3073 |
+    LC_ALL=C awk '{ printf "%c", $1 % 10; for (i = 2; i <= NF; ++i) printf "%c", $i }' > "$T/cifar/$f.bin"
+done
+expect one_mean_for_three_channels 0 "data.mean and data.std have one value each; it is applied to all 3 input channels" -- \
+  train configs/resnet8_fmnist_fp32.yaml --out "$T/cifar_run" data.dataset=cifar10 data.path="$T/cifar" \
+  model.params.in_channels=3 model.params.input_size=32 "data.mean=[0.5]" "data.std=[0.25]" train.epochs=1 \
+  train.batch_size=10
+
 finish
