@@ -151,7 +151,8 @@ class Backend {
 // The backend of a device. The CPU backend always exists; another device's exists once its
 // backend registered (a build with CUDA). Throws with the device named when there is none.
 Backend& backend_for(Device d);
-// Installs (or replaces, e.g. in a test) the backend of b->device().
+// Installs (or replaces, e.g. in a test) the backend of b->device(). A replaced backend stays
+// alive until exit: an op may still hold a reference to it.
 void register_backend(std::unique_ptr<Backend> b);
 
 }  // namespace lowbit::kernels

@@ -1,4 +1,5 @@
-// Helpers shared by the data/ tests: a temporary folder, plain and gzip file writing, IDX bytes.
+// Helpers shared by the data/ tests: gzip file reading and writing, IDX bytes (the temporary folder and
+// plain files come from tests/util/temp_files.h).
 #pragma once
 #include <gtest/gtest.h>
 #include <zlib.h>
@@ -14,35 +15,14 @@
 #include <vector>
 
 #include "core/error.h"
+#include "util/temp_files.h"
 
 namespace lowbit::data::testing {
 
-using Bytes = std::vector<uint8_t>;
-
-// A fresh folder removed (with its files) when the object goes away.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "lowbit_data_XXXXXX").string();
-    if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-inline void write_plain(const std::string& path, const Bytes& bytes) {
-  std::ofstream f(path, std::ios::binary);
-  f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  if (!f) throw std::runtime_error("cannot write " + path);
-}
+using ::lowbit::testing::Bytes;
+using ::lowbit::testing::error_of;
+using ::lowbit::testing::TempDir;
+inline void write_plain(const std::string& path, const Bytes& bytes) { ::lowbit::testing::write_bytes(path, bytes); }
 
 inline void write_gz(const std::string& path, const Bytes& bytes) {
   gzFile gz = gzopen(path.c_str(), "wb");
@@ -52,10 +32,7 @@ inline void write_gz(const std::string& path, const Bytes& bytes) {
   gzclose(gz);
 }
 
-inline Bytes read_plain(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return Bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-}
+inline Bytes read_plain(const std::string& path) { return ::lowbit::testing::read_bytes(path); }
 
 // Whole decompressed contents of a (gzip or plain) file.
 inline Bytes read_gz(const std::string& path) {
@@ -78,19 +55,5 @@ inline Bytes make_idx(const std::vector<uint32_t>& dims, const Bytes& data, uint
   return b;
 }
 
-// Runs f and returns the lowbit::Error message ("" and a test failure when nothing is thrown).
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const lowbit::Error& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw a non-lowbit exception: " << e.what();
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a lowbit::Error";
-  return "";
-}
 
 }  // namespace lowbit::data::testing

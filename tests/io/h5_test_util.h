@@ -16,56 +16,15 @@
 
 #include "core/error.h"
 #include "tensor/tensor.h"
+#include "util/temp_files.h"
 
 namespace lowbit::io::h5_test {
 
 namespace fs = std::filesystem;
-using Bytes = std::vector<uint8_t>;
-
-// A fresh folder, removed with its files when the object goes away.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "lowbit_h5_XXXXXX").string();
-    if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-  const std::string& path() const { return path_; }
-  std::vector<std::string> listing() const {
-    std::vector<std::string> out;
-    for (const auto& e : fs::directory_iterator(path_)) out.push_back(e.path().filename().string());
-    std::sort(out.begin(), out.end());
-    return out;
-  }
-
- private:
-  std::string path_;
-};
-
-inline Bytes read_bytes(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return Bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-}
-
-// Runs f and returns the lowbit::Error message ("" and a test failure when nothing is thrown).
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const lowbit::Error& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw a non-lowbit exception: " << e.what();
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a lowbit::Error";
-  return "";
-}
+using ::lowbit::testing::Bytes;
+using ::lowbit::testing::read_bytes;
+using ::lowbit::testing::error_of;
+using ::lowbit::testing::TempDir;
 
 #define EXPECT_HAS(msg, part) EXPECT_NE((msg).find(part), std::string::npos) << "message: " << (msg)
 

@@ -149,7 +149,15 @@ int cmd_train(const std::vector<std::string>& args) {
   train::TrainOptions opt;
   opt.force = force;
   opt.command_line = "lowbit train";
-  for (const std::string& a : args) opt.command_line += " " + a;
+  for (const std::string& a : args) {  // single-quoted where a shell would change it, so it can be rerun
+    if (a.find_first_of(" \t'\"$[]*?\\") == std::string::npos) {
+      opt.command_line += " " + a;
+      continue;
+    }
+    std::string q = " '";
+    for (char c : a) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    opt.command_line += q + "'";
+  }
   if (!p.checkpoint.empty()) opt.resume = train::resolve_checkpoint(p.checkpoint);
   if (!init.empty()) opt.init_weights = weights_file(init);
   config::RunConfig cfg = config_for(p, opt.resume);
