@@ -67,6 +67,19 @@ Variable Graph::forward(const Variable& x) {
   return outs.back();
 }
 
+std::vector<Variable> Graph::forward_all(const Variable& x) {
+  LB_CHECK(!nodes_.empty(), "graph: forward of an empty model");
+  std::vector<Variable> outs(nodes_.size());
+  std::vector<Variable> args;
+  for (size_t k = 0; k < nodes_.size(); ++k) {
+    const GraphNode& n = nodes_[k];
+    args.clear();
+    for (int i : n.inputs) args.push_back(i < 0 ? x : outs[i]);
+    outs[k] = n.module->multi_input() ? n.module->forward_multi(args) : n.module->forward(args[0]);
+  }
+  return outs;
+}
+
 std::vector<Shape> Graph::node_shapes(const Shape& input) const {
   std::vector<Shape> shapes;
   std::vector<Shape> args;

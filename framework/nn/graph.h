@@ -28,6 +28,8 @@ class Graph : public Module {
   // Replaces the module of node `index`, keeping its name (a quantized layer for a float one).
   void replace(int index, std::shared_ptr<Module> module);
   Variable forward(const Variable& x) override;
+  // Every node's output (in node order), for per-layer comparisons; keeps them all alive.
+  std::vector<Variable> forward_all(const Variable& x);
   Shape infer_shape(const std::vector<Shape>& in) const override;
   LayerKind kind() const override { return LayerKind::graph; }
 

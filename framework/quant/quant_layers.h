@@ -158,6 +158,8 @@ class QuantAvgPool : public nn::Module {
   // Output metadata for input metadata `in` and input shape `shape` (N, C, H, W).
   QuantMeta output_meta(const QuantMeta& in) const;
   int64_t window(const Shape& in_shape) const;
+  int bits() const { return bits_; }  // 0: the input's bit width
+  nn::Pool2d& pool() { return *pool_; }
 
  private:
   std::shared_ptr<nn::Pool2d> pool_;

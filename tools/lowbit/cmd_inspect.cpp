@@ -34,11 +34,16 @@ uint64_t checksum(const io::H5Reader& r, const std::string& prefix) {
 
 int cmd_inspect(const std::vector<std::string>& args) {
   std::string file;
-  bool sum = false, show_config = false;
+  bool sum = false, show_config = false, integer = false;
+  std::string rounding = "tflm";
   po::options_description opts("lowbit inspect options");
   opts.add_options()("help,h", "show this help")("checksum", po::bool_switch(&sum),
                                                  "print only a checksum of the model tensors (compare runs bit for bit)")(
-      "config", po::bool_switch(&show_config), "print the stored run config too");
+      "config", po::bool_switch(&show_config), "print the stored run config too")(
+      "integer", po::bool_switch(&integer),
+      "a quantization-aware run (folder or checkpoint) as its integer network: per node the integer grid, "
+      "weights, M0/shift, accumulator bits and bytes")("rounding", po::value(&rounding),
+                                                       "with --integer: tflm (default), single or floor requantization");
   po::variables_map vm;
   std::vector<std::string> positional;
   if (!parse_command_line(args, "inspect", opts, vm, positional)) return 2;
@@ -49,16 +54,19 @@ int cmd_inspect(const std::vector<std::string>& args) {
   if (!positional.empty()) file = positional[0];
   if (vm.count("help")) {
     std::cout << "usage: lowbit inspect FILE.h5 [--checksum] [--config]\n"
+                 "       lowbit inspect RUN_DIR|FILE.h5 --integer [--rounding tflm|floor]\n"
                  "Lists what a Lowbit checkpoint or an HDF5 weight file holds: format, progress, and every\n"
                  "tensor with its shape, dtype, min and max.\n\n"
               << opts << "\nexamples:\n  lowbit inspect runs/lenet5_fmnist_fp32/last.h5\n"
-                         "  lowbit inspect --checksum runs/a/last.h5\n";
+                         "  lowbit inspect --checksum runs/a/last.h5\n"
+                         "  lowbit inspect runs/lenet5_fmnist_w4a4 --integer\n";
     return 0;
   }
   if (file.empty()) {
-    std::fprintf(stderr, "lowbit inspect: missing FILE.h5\n");
+    std::fprintf(stderr, "lowbit inspect: missing FILE.h5 (or RUN_DIR with --integer)\n");
     return 2;
   }
+  if (integer) return inspect_integer(file, rounding);
   io::H5Reader r(file);
   const bool is_ckpt = r.has_attr("/", "format") && r.attr_string("/", "format") == persist::kCheckpointFormat;
   if (sum) {

@@ -14,6 +14,9 @@ int cmd_import(const std::vector<std::string>& args);
 int cmd_export(const std::vector<std::string>& args);
 int cmd_quantize(const std::vector<std::string>& args);
 int cmd_calibrate(const std::vector<std::string>& args);
+int cmd_verify(const std::vector<std::string>& args);
+// `lowbit inspect RUN --integer`: the run's integer network, one line per node.
+int inspect_integer(const std::string& run, const std::string& rounding);
 
 // A --weights argument: a checkpoint file, or a run folder's best.h5 (else its last.h5).
 // Throws lowbit::Error when there is none.

@@ -16,12 +16,14 @@ commands:
   train CONFIG [key.sub=value ...]   train a model from a run config (configs/*.yaml)
   eval  [CONFIG] --weights FILE.h5   evaluate trained weights on the config's test set
   inspect FILE.h5                    list a checkpoint's tensors, progress and config
+  inspect RUN_DIR --integer          the run's integer network: ints, scales, M0/shift, bytes
   plan  MODEL --flash B --ram B      choose per-layer bit widths that fit a device's flash and RAM
   import CONFIG --from W.h5 -o C.h5  PyTorch/Keras HDF5 weights -> a checkpoint of the config's model
   export torch-h5 --weights C.h5 -o OUT.h5
                                      a checkpoint's weights as a PyTorch state dict in HDF5
   quantize MODEL RECIPE -o Q.yaml    write the resolved quantized model (every layer's quantizers)
   calibrate CONFIG --batches N       post-training calibration of activation ranges, then eval
+  verify RUN_DIR                     fake-quant model vs its integer-only network, layer by layer
 
 Run `lowbit <command> --help` for the options and examples of each command.
 )";
@@ -48,6 +50,7 @@ int main(int argc, char** argv) {
     if (cmd == "export") return lowbit::cli::cmd_export(args);
     if (cmd == "quantize") return lowbit::cli::cmd_quantize(args);
     if (cmd == "calibrate") return lowbit::cli::cmd_calibrate(args);
+    if (cmd == "verify") return lowbit::cli::cmd_verify(args);
     std::fprintf(stderr, "lowbit: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
     return 2;
   } catch (const lowbit::Error& e) {

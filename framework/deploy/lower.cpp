@@ -1,0 +1,332 @@
+#include "deploy/lower.h"
+
+#include <cmath>
+
+#include "autograd/variable.h"
+#include "core/error.h"
+#include "deploy/lower_detail.h"
+#include "intnet/ranges.h"
+
+namespace lowbit::deploy {
+
+namespace detail {
+
+void Lowerer::refuse(int node, const std::string& why, const std::string& fix) const {
+  const nn::GraphNode& n = g.nodes().at(static_cast<size_t>(node));
+  LB_FAIL("cannot lower ", model, " to integers: layer ", n.name, " (", n.module->type_name(), "): ", why, ". Fix: ", fix);
+}
+
+const State& Lowerer::input_state(int node, size_t k) const {
+  static const State graph_input = [] {
+    State s;
+    s.why = "it is the float model input (quant.input quantizes it)";
+    return s;
+  }();
+  const int i = g.nodes().at(static_cast<size_t>(node)).inputs.at(k);
+  return i < 0 ? graph_input : states.at(static_cast<size_t>(i));
+}
+
+std::vector<int64_t> Lowerer::sample_shape(int node) const {
+  const auto& d = shapes.at(static_cast<size_t>(node)).dims();
+  return std::vector<int64_t>(d.begin() + 1, d.end());
+}
+
+}  // namespace detail
+
+namespace {
+
+using detail::Lowerer;
+using detail::State;
+
+std::vector<float> floats_of(const Tensor& t) {
+  const Tensor c = t.contiguous();
+  return std::vector<float>(c.f32(), c.f32() + c.numel());
+}
+
+// The integer grid an activation quantizer maps to (after its last forward).
+struct TargetGrid {
+  std::vector<float> scale;  // 1 or C
+  float zero_point = 0;
+  kernels::FakeQuantElem elem;  // range and rounding, as the quantizer applies them
+  int bits = 8;
+  bool is_signed = true;
+};
+
+TargetGrid grid_of(Lowerer& L, int node, quant::Quantizer& q) {
+  const quant::QuantizerConfig& c = q.config();
+  const quant::QuantMeta& m = q.meta();
+  if (!m.valid()) L.refuse(node, q.describe() + " has not run (" + m.why + ")", "evaluate the model once before lowering");
+  if (c.type != quant::QuantType::integer)
+    L.refuse(node, q.describe() + " is a " + std::string(c.type == quant::QuantType::binary ? "binary" : "ternary") +
+                       " activation quantizer, which the integer network does not lower yet",
+             "use an integer activation quantizer (bits: 2 or more)");
+  TargetGrid t;
+  t.scale = floats_of(m.scale);
+  for (size_t i = 0; i < t.scale.size(); ++i)
+    if (!(std::isfinite(t.scale[i]) && t.scale[i] > 0))
+      L.refuse(node, q.describe() + " has scale " + std::to_string(t.scale[i]) +
+                         (t.scale.size() > 1 ? " in channel " + std::to_string(i) : std::string()),
+               "a scale must be finite and positive: retrain or recalibrate (`lowbit calibrate`); the checkpoint may be damaged");
+  const std::vector<float> zp = m.zero_point.defined() ? floats_of(m.zero_point) : std::vector<float>{0.f};
+  for (float z : zp)
+    if (z != zp[0]) L.refuse(node, q.describe() + " has a zero point per channel", "use one zero point (per-tensor activations)");
+  t.zero_point = zp[0];
+  quant::QuantizerConfig sized = c;
+  sized.bits = m.bits;
+  t.bits = m.bits;
+  t.is_signed = c.is_signed;
+  t.elem.qmin = static_cast<float>(quant::quant_min(sized));
+  t.elem.qmax = static_cast<float>(quant::quant_max(sized));
+  t.elem.rounding = c.rounding;
+  t.elem.reciprocal = c.reciprocal;
+  t.elem.clamp_before_round = c.pact;
+  const bool half_even = c.rounding == kernels::Rounding::half_even, floor = c.rounding == kernels::Rounding::floor;
+  if (!half_even && !(floor && L.opt.rounding == intnet::RequantRounding::floor))
+    L.refuse(node, q.describe() + " rounds with mode " + std::to_string(static_cast<int>(c.rounding)) +
+                       ", which no requantization mode reproduces",
+             "round half to even (the default), or round with floor and lower with --rounding floor");
+  return t;
+}
+
+// The integer the quantizer gives to the real value x on channel c (its own float arithmetic).
+int32_t grid_level(const TargetGrid& t, size_t c, float x) {
+  bool inside;
+  return static_cast<int32_t>(kernels::fq_quantize(x, t.scale[t.scale.size() == 1 ? 0 : c], t.zero_point, t.elem, &inside));
+}
+
+// Requantizes the output of trained node `src` (integer or accumulator state) onto grid `t`,
+// with an activation clamp [act_lo, act_hi] in real numbers in front. Returns the new value.
+int requantize_to(Lowerer& L, int node, int src, const TargetGrid& t, float act_lo, float act_hi, const std::string& name) {
+  State& in = L.states.at(static_cast<size_t>(src));
+  const intnet::Value x = L.out.net.value(in.value);
+  const int64_t channels = x.shape.empty() ? 1 : x.shape[0];
+  if (t.scale.size() != 1 && static_cast<int64_t>(t.scale.size()) != channels)
+    L.refuse(node, "its quantizer has " + std::to_string(t.scale.size()) + " scales for " + std::to_string(channels) + " channels",
+             "use a per-tensor activation quantizer");
+  const bool floor_mode = L.opt.rounding == intnet::RequantRounding::floor;
+  intnet::RequantizeAttrs a;
+  const bool per_channel = t.scale.size() > 1 || (in.kind == State::Kind::affine ? in.a.size() > 1 : x.scale.size() > 1);
+  const size_t count = per_channel ? static_cast<size_t>(channels) : 1;
+  if (in.kind == State::Kind::affine) {
+    if (in.consumed)
+      L.refuse(node, "the accumulator of " + x.name + " is requantized twice (two quantizers read it)",
+               "let one activation quantizer read " + x.name + " and the others read that quantizer's output");
+    in.consumed = true;
+    if (floor_mode && t.elem.rounding == kernels::Rounding::half_even) {  // floor(y + 1/2): the half rides in the bias
+      std::vector<int32_t>& off = L.out.rounding_offset[in.value];
+      for (size_t c = 0; c < in.b.size(); ++c) {
+        const double half = 0.5 * t.scale[t.scale.size() == 1 ? 0 : c];
+        const double before = std::nearbyint(in.b[c] / in.a[c]);
+        in.b[c] += half;
+        off.push_back(static_cast<int32_t>(std::nearbyint(in.b[c] / in.a[c]) - before));
+      }
+    }
+    detail::fold_pending_bias(L, node, in);
+    L.out.node_value[static_cast<size_t>(src)] = in.value;
+    intnet::Value& acc = L.out.net.values.at(static_cast<size_t>(in.value));
+    acc.scale = in.a;
+  } else {
+    if (x.zero_point.size() != 1)
+      L.refuse(node, "its input " + x.name + " has a zero point per channel", "use one zero point (per-tensor activations)");
+    a.input_zero_point = x.zero_point[0];
+  }
+  bool pow2 = true;
+  for (size_t c = 0; c < count; ++c) {
+    const double s_in = in.kind == State::Kind::affine ? in.a[in.a.size() == 1 ? 0 : c] : x.scale_of(static_cast<int64_t>(c));
+    const double m = s_in / static_cast<double>(t.scale[t.scale.size() == 1 ? 0 : c]);
+    const kernels::QuantizedMultiplier qm = kernels::quantize_multiplier(m);
+    if (qm.shift > 30)
+      L.refuse(node, "its requantization multiplier is " + std::to_string(m) + " (2^31 or more)",
+               "the input scale is far larger than the output scale; check the quantizer's scale");
+    a.m0.push_back(qm.m0);
+    a.shift.push_back(static_cast<int8_t>(qm.shift));
+    a.multiplier.push_back(m);
+    pow2 = pow2 && (qm.m0 == (1 << 30) || qm.m0 == -(1 << 30));
+  }
+  a.pow2 = pow2;
+  a.output_zero_point = static_cast<int32_t>(t.zero_point);
+  int64_t lo = static_cast<int64_t>(t.elem.qmin), hi = static_cast<int64_t>(t.elem.qmax);
+  for (size_t c = 0; c < t.scale.size(); ++c) {  // the activation's bounds on this grid (monotone, so exact)
+    const int64_t clo = std::isfinite(act_lo) ? grid_level(t, c, act_lo) : lo;
+    const int64_t chi = std::isfinite(act_hi) ? grid_level(t, c, act_hi) : hi;
+    if (c > 0 && (clo != std::max(lo, clo) || chi != std::min(hi, chi)) && (std::isfinite(act_lo) || std::isfinite(act_hi)))
+      L.refuse(node, "its activation bounds fall on different integers per channel",
+               "use a per-tensor quantizer for a bounded activation (relu6 / hardtanh)");
+    lo = std::max(lo, clo);
+    hi = std::min(hi, chi);
+  }
+  a.lo = static_cast<int32_t>(lo);
+  a.hi = static_cast<int32_t>(hi);
+  intnet::Value y;
+  y.name = name;
+  y.shape = x.shape;
+  y.bits = t.bits;
+  y.is_signed = t.is_signed;
+  y.lo = lo;
+  y.hi = hi;
+  y.scale.assign(t.scale.begin(), t.scale.end());
+  y.zero_point = {static_cast<int32_t>(t.zero_point)};
+  intnet::Node n;
+  n.op = intnet::OpKind::requantize;
+  n.name = name;
+  n.inputs = {in.value};
+  n.output = L.out.net.add_value(std::move(y));
+  n.attrs = std::move(a);
+  return L.out.net.add_node(std::move(n));
+}
+
+// relu / relu6 / hardtanh bounds in real numbers; false for other activations.
+bool clamp_bounds(nn::Module* act, float& lo, float& hi) {
+  lo = -INFINITY;
+  hi = INFINITY;
+  if (!act) return true;
+  auto* a = dynamic_cast<nn::Activation*>(act);
+  if (!a) return false;
+  switch (a->options().kind) {
+    case nn::ActivationKind::relu: lo = 0.f; return true;
+    case nn::ActivationKind::relu6: lo = 0.f; hi = 6.f; return true;
+    case nn::ActivationKind::hardtanh: lo = a->options().min_val; hi = a->options().max_val; return true;
+    case nn::ActivationKind::identity: return true;
+    default: return false;
+  }
+}
+
+State integer_state(int value) {
+  State s;
+  s.kind = State::Kind::integer;
+  s.value = value;
+  return s;
+}
+
+State lower_input_quant(Lowerer& L, int node, quant::QuantAct& qa, float lo, float hi) {
+  quant::Quantizer& q = qa.act_quant();
+  const TargetGrid t = grid_of(L, node, q);
+  if (t.scale.size() != 1) L.refuse(node, "the input quantizer is per channel", "quantize the model input per tensor");
+  intnet::QuantizeAttrs a;
+  a.scale = t.scale[0];
+  a.zero_point = t.zero_point;
+  a.elem = t.elem;
+  a.elem.in_lo = lo;
+  a.elem.in_hi = hi;
+  intnet::Value y;
+  y.name = L.g.nodes()[static_cast<size_t>(node)].name;
+  y.shape = L.sample_shape(node);
+  y.bits = t.bits;
+  y.is_signed = t.is_signed;
+  y.lo = std::isfinite(lo) ? std::max<int64_t>(grid_level(t, 0, lo), static_cast<int64_t>(t.elem.qmin)) : static_cast<int64_t>(t.elem.qmin);
+  y.hi = std::isfinite(hi) ? std::min<int64_t>(grid_level(t, 0, hi), static_cast<int64_t>(t.elem.qmax)) : static_cast<int64_t>(t.elem.qmax);
+  y.scale = {t.scale[0]};
+  y.zero_point = {static_cast<int32_t>(t.zero_point)};
+  intnet::Node n;
+  n.op = intnet::OpKind::quantize;
+  n.name = y.name;
+  n.output = L.out.net.add_value(std::move(y));
+  n.attrs = a;
+  return integer_state(L.out.net.add_node(std::move(n)));
+}
+
+// Any activation + quantizer on a small per-tensor integer input: a table of the fake-quant
+// model's own outputs for every input integer.
+State lower_lut(Lowerer& L, int node, quant::QuantAct& qa, const State& in) {
+  const intnet::Value x = L.out.net.value(in.value);
+  const std::string& name = L.g.nodes()[static_cast<size_t>(node)].name;
+  if (x.scale.size() != 1 || x.zero_point.size() != 1)
+    L.refuse(node, "a lookup table needs a per-tensor input grid, but " + x.name + " is per channel",
+             "quantize the input of " + name + " per tensor");
+  const int64_t count = x.hi - x.lo + 1;
+  if (count > 65536)
+    L.refuse(node, "its input has " + std::to_string(count) + " integer levels: too many for a lookup table",
+             "quantize the input of " + name + " to 16 bits or fewer (an activation quantizer before it)");
+  const TargetGrid t = grid_of(L, node, qa.act_quant());
+  if (t.scale.size() != 1) L.refuse(node, "a lookup table needs a per-tensor output quantizer", "quantize per tensor");
+  Tensor xs = Tensor::empty({1, count});
+  const float s = static_cast<float>(x.scale[0]);
+  for (int64_t i = 0; i < count; ++i) xs.f32()[i] = static_cast<float>(x.lo + i - x.zero_point[0]) * s;
+  NoGradGuard no_grad;
+  const std::vector<float> ys = floats_of(qa.forward(Variable(xs)).data());
+  intnet::LutAttrs a;
+  a.in_lo = static_cast<int32_t>(x.lo);
+  intnet::Value y;
+  y.name = name;
+  y.shape = x.shape;
+  y.bits = t.bits;
+  y.is_signed = t.is_signed;
+  y.lo = INT32_MAX;
+  y.hi = INT32_MIN;
+  for (float v : ys) {
+    const int32_t q = static_cast<int32_t>(std::nearbyint(v / t.scale[0] + t.zero_point));
+    a.table.push_back(q);
+    y.lo = std::min<int64_t>(y.lo, q);
+    y.hi = std::max<int64_t>(y.hi, q);
+  }
+  y.scale = {t.scale[0]};
+  y.zero_point = {static_cast<int32_t>(t.zero_point)};
+  intnet::Node n;
+  n.op = intnet::OpKind::lut;
+  n.name = name;
+  n.inputs = {in.value};
+  n.output = L.out.net.add_value(std::move(y));
+  n.attrs = std::move(a);
+  return integer_state(L.out.net.add_node(std::move(n)));
+}
+
+State lower_quant_act(Lowerer& L, int node, quant::QuantAct& qa) {
+  float lo, hi;
+  const bool clamps = clamp_bounds(qa.activation(), lo, hi);
+  const nn::GraphNode& gn = L.g.nodes()[static_cast<size_t>(node)];
+  if (gn.inputs[0] < 0) {
+    if (!clamps) L.refuse(node, "a " + qa.activation()->type_name() + " on the float model input", "quantize the input first");
+    return lower_input_quant(L, node, qa, lo, hi);
+  }
+  const State& in = L.input_state(node, 0);
+  if (in.kind == State::Kind::none)
+    L.refuse(node, "its input is not on an integer grid (" + in.why + ")", "quantize or fold what comes before " + gn.name);
+  if (!clamps) {
+    if (in.kind == State::Kind::affine)
+      L.refuse(node, "a " + qa.activation()->type_name() + " of an accumulator has no integer form",
+               "quantize the accumulator first: an activation quantizer (quant identity) before " + gn.name);
+    return lower_lut(L, node, qa, in);
+  }
+  return integer_state(requantize_to(L, node, gn.inputs[0], grid_of(L, node, qa.act_quant()), lo, hi, gn.name));
+}
+
+}  // namespace
+
+int detail::requantize_to_grid(Lowerer& L, int node, int src, quant::Quantizer& q, const std::string& name) {
+  return requantize_to(L, node, src, grid_of(L, node, q), -INFINITY, INFINITY, name);
+}
+
+LoweredModel lower(nn::Graph& model, const Shape& input, const std::string& name, const LowerOptions& opt) {
+  LB_CHECK(!model.nodes().empty(), "cannot lower ", name, ": the model has no layers");
+  Lowerer L{model, name, opt, {}, {}, {}};
+  std::vector<int64_t> in4{1};
+  in4.insert(in4.end(), input.dims().begin(), input.dims().end());
+  L.shapes = model.node_shapes(Shape(in4));
+  L.out.net.name = name;
+  L.out.net.rounding = opt.rounding;
+  L.out.net.input_shape = input.dims();
+  L.states.resize(model.nodes().size());
+  L.out.node_value.assign(model.nodes().size(), -1);
+  for (int k = 0; k < static_cast<int>(model.nodes().size()); ++k) {
+    nn::Module& m = *model.nodes()[static_cast<size_t>(k)].module;
+    State s = m.traits().lowering == nn::Lowering::quantize ? lower_quant_act(L, k, static_cast<quant::QuantAct&>(m))
+                                                             : detail::lower_node(L, k);
+    if (s.kind == State::Kind::integer) L.out.node_value[static_cast<size_t>(k)] = s.value;
+    L.states[static_cast<size_t>(k)] = std::move(s);
+  }
+  const int last = static_cast<int>(model.nodes().size()) - 1;
+  State& out = L.states.back();
+  if (out.kind == State::Kind::none)
+    L.refuse(last, "the model output is not on an integer grid (" + out.why + ")", "quantize the last layer");
+  if (out.kind == State::Kind::affine) {  // int32 logits with their (per-class) scale
+    detail::fold_pending_bias(L, last, out);
+    L.out.net.values.at(static_cast<size_t>(out.value)).scale = out.a;
+    L.out.node_value[static_cast<size_t>(last)] = out.value;
+  }
+  L.out.net.output = out.value;
+  intnet::prove_ranges(L.out.net);
+  L.out.net.validate();
+  return std::move(L.out);
+}
+
+}  // namespace lowbit::deploy

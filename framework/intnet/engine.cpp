@@ -1,0 +1,214 @@
+#include "intnet/engine.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace lowbit::intnet {
+
+namespace {
+
+int32_t clamp32(int64_t v, int64_t lo, int64_t hi) { return static_cast<int32_t>(std::min(std::max(v, lo), hi)); }
+
+void run_quantize(const QuantizeAttrs& a, const float* x, int32_t* y, int64_t count) {
+#pragma omp parallel for schedule(static) if (count > 65536)
+  for (int64_t i = 0; i < count; ++i) {
+    bool inside;
+    const float v = kernels::fq_act(x[i], a.elem);
+    y[i] = static_cast<int32_t>(kernels::fq_quantize(v, a.scale, a.zero_point, a.elem, &inside));
+  }
+}
+
+// One sample: x (C_in, H, W) -> y (C_out, OH, OW).
+void conv_sample(const ConvAttrs& a, const Value& in, const Value& out, const int32_t* x, int32_t* y) {
+  const int64_t cin = in.shape[0], h = in.shape[1], w = in.shape[2];
+  const int64_t cout = out.shape[0], oh = out.shape[1], ow = out.shape[2];
+  const int64_t cin_g = cin / a.groups, cout_g = cout / a.groups;
+  const int64_t kh = a.kernel_h, kw = a.kernel_w;
+  std::vector<int32_t> xs(static_cast<size_t>(h * w));
+  for (int64_t oc = 0; oc < cout; ++oc) {
+    int32_t* yo = y + oc * oh * ow;
+    std::fill(yo, yo + oh * ow, a.bias[static_cast<size_t>(oc)]);
+    const int64_t g = oc / cout_g;
+    for (int64_t icg = 0; icg < cin_g; ++icg) {
+      const int64_t ic = g * cin_g + icg;
+      const int32_t* xc = x + ic * h * w;
+      for (int64_t i = 0; i < h * w; ++i) xs[static_cast<size_t>(i)] = xc[i] - a.input_zero_point;
+      const int8_t* wk = a.weight.data.data() + ((oc * cin_g + icg) * kh) * kw;
+      for (int64_t ky = 0; ky < kh; ++ky)
+        for (int64_t kx = 0; kx < kw; ++kx) {
+          const int32_t wv = wk[ky * kw + kx];
+          if (wv == 0) continue;
+          for (int64_t oy = 0; oy < oh; ++oy) {
+            const int64_t iy = oy * a.stride_h + ky * a.dil_h - a.pad_top;
+            if (iy < 0 || iy >= h) continue;
+            const int32_t* xr = xs.data() + iy * w;
+            int32_t* yr = yo + oy * ow;
+            for (int64_t ox = 0; ox < ow; ++ox) {
+              const int64_t ix = ox * a.stride_w + kx * a.dil_w - a.pad_left;
+              if (ix >= 0 && ix < w) yr[ox] += wv * xr[ix];
+            }
+          }
+        }
+    }
+  }
+}
+
+void matmul_sample(const MatmulAttrs& a, const int32_t* x, int32_t* y) {
+  const int64_t outs = a.weight.shape[0], ins = a.weight.shape[1];
+  std::vector<int32_t> xs(static_cast<size_t>(ins));
+  for (int64_t i = 0; i < ins; ++i) xs[static_cast<size_t>(i)] = x[i] - a.input_zero_point;
+  for (int64_t o = 0; o < outs; ++o) {
+    const int8_t* wr = a.weight.data.data() + o * ins;
+    int32_t acc = a.bias[static_cast<size_t>(o)];
+    for (int64_t i = 0; i < ins; ++i) acc += static_cast<int32_t>(wr[i]) * xs[static_cast<size_t>(i)];
+    y[o] = acc;
+  }
+}
+
+void requantize_sample(const RequantizeAttrs& a, RequantRounding r, const Value& out, const int32_t* x, int32_t* y) {
+  const int64_t channels = out.shape.empty() ? 1 : out.shape[0];
+  const int64_t inner = out.numel() / channels;
+  for (int64_t c = 0; c < channels; ++c) {
+    const size_t k = a.m0.size() == 1 ? 0 : static_cast<size_t>(c);
+    const int32_t m0 = a.m0[k];
+    const int shift = a.shift[k];
+    for (int64_t i = c * inner; i < (c + 1) * inner; ++i) {
+      const int32_t v = kernels::requantize(x[i] - a.input_zero_point, m0, shift, r);
+      y[i] = clamp32(static_cast<int64_t>(v) + a.output_zero_point, a.lo, a.hi);
+    }
+  }
+}
+
+void pool_sample(const PoolAttrs& a, bool is_max, const Value& in, const Value& out, const int32_t* x, int32_t* y) {
+  const int64_t c = in.shape[0], h = in.shape[1], w = in.shape[2], oh = out.shape[1], ow = out.shape[2];
+  for (int64_t ch = 0; ch < c; ++ch)
+    for (int64_t oy = 0; oy < oh; ++oy)
+      for (int64_t ox = 0; ox < ow; ++ox) {
+        int64_t acc = is_max ? INT64_MIN : 0;
+        for (int64_t ky = 0; ky < a.kernel_h; ++ky) {
+          const int64_t iy = oy * a.stride_h + ky - a.pad_h;
+          if (iy < 0 || iy >= h) continue;
+          for (int64_t kx = 0; kx < a.kernel_w; ++kx) {
+            const int64_t ix = ox * a.stride_w + kx - a.pad_w;
+            if (ix < 0 || ix >= w) continue;
+            const int64_t v = x[(ch * h + iy) * w + ix];
+            acc = is_max ? std::max(acc, v) : acc + (v - a.input_zero_point);
+          }
+        }
+        const size_t o = static_cast<size_t>((ch * oh + oy) * ow + ox);
+        y[o] = is_max ? static_cast<int32_t>(acc) : clamp32(acc >> a.shift, a.lo, a.hi);  // >> of int64: floor
+      }
+}
+
+}  // namespace
+
+Engine::Engine(const Network& net) : net_(net) {
+  net_.validate();
+  last_use_.assign(net_.values.size(), -1);
+  for (size_t k = 0; k < net_.nodes.size(); ++k)
+    for (int i : net_.nodes[k].inputs) last_use_[static_cast<size_t>(i)] = static_cast<int>(k);
+}
+
+const std::vector<int32_t>& Engine::value(int id) const {
+  LB_CHECK(id >= 0 && id < static_cast<int>(buffers_.size()) && alive_[static_cast<size_t>(id)],
+           "integer engine: value ", id, " is not available (run with keep_all to keep every layer's integers)");
+  return buffers_[static_cast<size_t>(id)];
+}
+
+void Engine::run(const float* input, int64_t n, bool keep_all) {
+  LB_CHECK(n >= 0, "integer engine: negative batch");
+  n_ = n;
+  buffers_.assign(net_.values.size(), {});
+  alive_.assign(net_.values.size(), false);
+  for (size_t k = 0; k < net_.nodes.size(); ++k) {
+    const Node& node = net_.nodes[k];
+    buffers_[static_cast<size_t>(node.output)].assign(static_cast<size_t>(n * net_.value(node.output).numel()), 0);
+    alive_[static_cast<size_t>(node.output)] = true;
+    run_node(node, input);
+    if (keep_all) continue;
+    for (int i : node.inputs)
+      if (last_use_[static_cast<size_t>(i)] == static_cast<int>(k) && i != net_.output) {
+        std::vector<int32_t>().swap(buffers_[static_cast<size_t>(i)]);
+        alive_[static_cast<size_t>(i)] = false;
+      }
+  }
+}
+
+void Engine::run_node(const Node& node, const float* input) {
+  const Value& out = net_.value(node.output);
+  int32_t* y = buffers_[static_cast<size_t>(node.output)].data();
+  const int64_t out_n = out.numel();
+  auto in_value = [&](size_t k) -> const Value& { return net_.value(node.inputs.at(k)); };
+  auto in_data = [&](size_t k) { return buffers_[static_cast<size_t>(node.inputs.at(k))].data(); };
+  const int64_t n = n_;
+  switch (node.op) {
+    case OpKind::quantize: run_quantize(std::get<QuantizeAttrs>(node.attrs), input, y, n * out_n); return;
+    case OpKind::conv2d: {
+      const auto& a = std::get<ConvAttrs>(node.attrs);
+      const Value& in = in_value(0);
+      const int32_t* x = in_data(0);
+#pragma omp parallel for schedule(static)
+      for (int64_t s = 0; s < n; ++s) conv_sample(a, in, out, x + s * in.numel(), y + s * out_n);
+      return;
+    }
+    case OpKind::matmul: {
+      const auto& a = std::get<MatmulAttrs>(node.attrs);
+      const int64_t in_n = in_value(0).numel();
+      const int32_t* x = in_data(0);
+#pragma omp parallel for schedule(static)
+      for (int64_t s = 0; s < n; ++s) matmul_sample(a, x + s * in_n, y + s * out_n);
+      return;
+    }
+    case OpKind::requantize: {
+      const auto& a = std::get<RequantizeAttrs>(node.attrs);
+      const int32_t* x = in_data(0);
+#pragma omp parallel for schedule(static)
+      for (int64_t s = 0; s < n; ++s) requantize_sample(a, net_.rounding, out, x + s * out_n, y + s * out_n);
+      return;
+    }
+    case OpKind::max_pool:
+    case OpKind::avg_pool: {
+      const auto& a = std::get<PoolAttrs>(node.attrs);
+      const Value& in = in_value(0);
+      const int32_t* x = in_data(0);
+      const bool is_max = node.op == OpKind::max_pool;
+#pragma omp parallel for schedule(static)
+      for (int64_t s = 0; s < n; ++s) pool_sample(a, is_max, in, out, x + s * in.numel(), y + s * out_n);
+      return;
+    }
+    case OpKind::add: {
+      for (size_t k = 0; k < node.inputs.size(); ++k) {
+        const Value& in = in_value(k);
+        const int32_t* x = in_data(k);
+        const int64_t channels = in.shape.empty() ? 1 : in.shape[0], inner = out_n / channels;
+        for (int64_t s = 0; s < n; ++s)
+          for (int64_t i = 0; i < out_n; ++i) y[s * out_n + i] += x[s * out_n + i] - in.zero_point_of(i / inner);
+      }
+      return;
+    }
+    case OpKind::concat: {
+      int64_t offset = 0;
+      for (size_t k = 0; k < node.inputs.size(); ++k) {
+        const int64_t in_n = in_value(k).numel();
+        const int32_t* x = in_data(k);
+        for (int64_t s = 0; s < n; ++s) std::copy(x + s * in_n, x + (s + 1) * in_n, y + s * out_n + offset);
+        offset += in_n;
+      }
+      return;
+    }
+    case OpKind::reshape: {
+      const int32_t* x = in_data(0);
+      std::copy(x, x + n * out_n, y);
+      return;
+    }
+    case OpKind::lut: {
+      const auto& a = std::get<LutAttrs>(node.attrs);
+      const int32_t* x = in_data(0);
+      for (int64_t i = 0; i < n * out_n; ++i) y[i] = a.table[static_cast<size_t>(x[i] - a.in_lo)];
+      return;
+    }
+  }
+}
+
+}  // namespace lowbit::intnet

@@ -1,0 +1,53 @@
+// `lowbit verify`: the fake-quant model (eval mode) and its integer network on the same images,
+// compared layer by layer on each layer's integer grid and on the top-1 class.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data/loader.h"
+#include "verify/integer_model.h"
+
+namespace lowbit::verify {
+
+// One integer value of the network that has a fake-quant counterpart.
+struct LayerAgreement {
+  std::string name;       // the trained layer (and the value's name)
+  std::string op;         // the integer op that writes it
+  int value = -1;         // value id in the network
+  int bits = 0;
+  bool is_signed = true;
+  int64_t total = 0, equal = 0;  // integers compared / identical
+  int64_t max_diff = 0;          // max |engine - fake-quant| in LSBs of the value's grid
+  // The first mismatch (image index in the test split, flat element index within the sample).
+  int64_t first_image = -1, first_element = -1;
+  int64_t engine_int = 0, fake_quant_int = 0;
+  double fraction() const { return total ? static_cast<double>(equal) / static_cast<double>(total) : 1.0; }
+};
+
+struct VerifyResult {
+  std::vector<LayerAgreement> layers;  // in network order
+  int64_t images = 0;
+  int64_t top1_agree = 0;              // images whose fake-quant and integer top-1 classes match
+  int64_t fake_quant_correct = 0, integer_correct = 0;
+  // Index into `layers` of the first layer (network order) whose integers differ; -1: none.
+  int first_divergence = -1;
+  double agreement() const { return images ? static_cast<double>(top1_agree) / static_cast<double>(images) : 1.0; }
+};
+
+struct VerifyOptions {
+  // Write DIR/integer_logits.h5 (/logits s32 (N, classes), /scale f64 (classes), /labels s32
+  // (N), /fake_quant_logits f32 (N, classes)) and DIR/layers.h5 (every value's integers for
+  // the first `dump_layer_images` images: /values/<name> s32 (n, shape...)).
+  std::string dump_dir;
+  int64_t dump_layer_images = 16;
+};
+
+// Runs every sample of `loader` through both models.
+VerifyResult run_verify(IntegerModel& m, data::DataLoader& loader, const VerifyOptions& opt);
+
+// The per-layer table and the first divergence, as `lowbit verify` prints them (without the
+// last summary line).
+std::string format_report(const IntegerModel& m, const VerifyResult& r);
+
+}  // namespace lowbit::verify
