@@ -1,6 +1,7 @@
 #include "deploy/lower.h"
 
 #include <cmath>
+#include <cstdio>
 
 #include "autograd/variable.h"
 #include "core/error.h"
@@ -26,6 +27,16 @@ const State& Lowerer::input_state(int node, size_t k) const {
   return i < 0 ? graph_input : states.at(static_cast<size_t>(i));
 }
 
+std::string quantizer_name(const quant::Quantizer& q) {
+  return "quantizer " + q.path() + " (" + q.config().name + ")";
+}
+
+std::string number(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.6g", v);
+  return b;
+}
+
 std::vector<int64_t> Lowerer::sample_shape(int node) const {
   const auto& d = shapes.at(static_cast<size_t>(node)).dims();
   return std::vector<int64_t>(d.begin() + 1, d.end());
@@ -37,6 +48,8 @@ namespace {
 
 using detail::Lowerer;
 using detail::State;
+using detail::number;
+using detail::quantizer_name;
 
 std::vector<float> floats_of(const Tensor& t) {
   const Tensor c = t.contiguous();
@@ -55,21 +68,26 @@ struct TargetGrid {
 TargetGrid grid_of(Lowerer& L, int node, quant::Quantizer& q) {
   const quant::QuantizerConfig& c = q.config();
   const quant::QuantMeta& m = q.meta();
-  if (!m.valid()) L.refuse(node, q.describe() + " has not run (" + m.why + ")", "evaluate the model once before lowering");
+  if (!m.valid()) L.refuse(node, quantizer_name(q) + " has not run (" + m.why + ")", "evaluate the model once before lowering");
   if (c.type != quant::QuantType::integer)
-    L.refuse(node, q.describe() + " is a " + std::string(c.type == quant::QuantType::binary ? "binary" : "ternary") +
+    L.refuse(node, quantizer_name(q) + " is a " + std::string(c.type == quant::QuantType::binary ? "binary" : "ternary") +
                        " activation quantizer, which the integer network does not lower yet",
              "use an integer activation quantizer (bits: 2 or more)");
   TargetGrid t;
   t.scale = floats_of(m.scale);
-  for (size_t i = 0; i < t.scale.size(); ++i)
+  for (size_t i = 0; i < t.scale.size(); ++i) {
+    // Statistics are floored at 1e-10 (quantizer.h): a scale that small means the statistic was 0.
+    if (std::isfinite(t.scale[i]) && t.scale[i] > 0 && t.scale[i] < 1e-9f)
+      L.refuse(node, quantizer_name(q) + " has scale " + number(t.scale[i]) + ", at the floor of its statistic: it " +
+                         "saw only zeros", "check the layer's input (a dead relu?) or calibrate with real data");
     if (!(std::isfinite(t.scale[i]) && t.scale[i] > 0))
-      L.refuse(node, q.describe() + " has scale " + std::to_string(t.scale[i]) +
+      L.refuse(node, quantizer_name(q) + " has scale " + number(t.scale[i]) +
                          (t.scale.size() > 1 ? " in channel " + std::to_string(i) : std::string()),
                "a scale must be finite and positive: retrain or recalibrate (`lowbit calibrate`); the checkpoint may be damaged");
+  }
   const std::vector<float> zp = m.zero_point.defined() ? floats_of(m.zero_point) : std::vector<float>{0.f};
   for (float z : zp)
-    if (z != zp[0]) L.refuse(node, q.describe() + " has a zero point per channel", "use one zero point (per-tensor activations)");
+    if (z != zp[0]) L.refuse(node, quantizer_name(q) + " has a zero point per channel", "use one zero point (per-tensor activations)");
   t.zero_point = zp[0];
   quant::QuantizerConfig sized = c;
   sized.bits = m.bits;
@@ -82,7 +100,7 @@ TargetGrid grid_of(Lowerer& L, int node, quant::Quantizer& q) {
   t.elem.clamp_before_round = c.pact;
   const bool half_even = c.rounding == kernels::Rounding::half_even, floor = c.rounding == kernels::Rounding::floor;
   if (!half_even && !(floor && L.opt.rounding == intnet::RequantRounding::floor))
-    L.refuse(node, q.describe() + " rounds with mode " + std::to_string(static_cast<int>(c.rounding)) +
+    L.refuse(node, quantizer_name(q) + " rounds with mode " + std::to_string(static_cast<int>(c.rounding)) +
                        ", which no requantization mode reproduces",
              "round half to even (the default), or round with floor and lower with --rounding floor");
   return t;
@@ -136,7 +154,7 @@ int requantize_to(Lowerer& L, int node, int src, const TargetGrid& t, float act_
     const double m = s_in / static_cast<double>(t.scale[t.scale.size() == 1 ? 0 : c]);
     const kernels::QuantizedMultiplier qm = kernels::quantize_multiplier(m);
     if (qm.shift > 30)
-      L.refuse(node, "its requantization multiplier is " + std::to_string(m) + " (2^31 or more)",
+      L.refuse(node, "its requantization multiplier is " + number(m) + " (2^31 or more)",
                "the input scale is far larger than the output scale; check the quantizer's scale");
     a.m0.push_back(qm.m0);
     a.shift.push_back(static_cast<int8_t>(qm.shift));

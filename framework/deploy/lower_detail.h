@@ -35,6 +35,11 @@ struct Lowerer {
   std::vector<int64_t> sample_shape(int node) const;  // output shape without N
 };
 
+// "quantizer relu1.act_quant (Uint8ActPerTensorFloat)".
+std::string quantizer_name(const quant::Quantizer& q);
+// A number for messages: 6 significant digits ("0.0123", "6.7e-12", "nan").
+std::string number(double v);
+
 // conv2d / linear with its weight (and bias) quantizers: an accumulator (affine state).
 State lower_weight_layer(Lowerer& L, int node, quant::QuantWeightLayer& layer, const State& in);
 // Every other layer kind (lower_layers.cpp); activation quantizers are lowered in lower.cpp.

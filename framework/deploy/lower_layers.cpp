@@ -10,6 +10,7 @@ namespace lowbit::deploy {
 
 using detail::Lowerer;
 using detail::State;
+using detail::number;
 
 namespace {
 
@@ -67,11 +68,11 @@ State lower_batch_norm(Lowerer& L, int node, nn::BatchNorm2d& bn, const State& i
     const int64_t i = static_cast<int64_t>(c);
     const double v = tensor_at(var, i);
     if (!(std::isfinite(v) && v >= 0))
-      L.refuse(node, "its running variance of channel " + std::to_string(c) + " is " + std::to_string(v),
+      L.refuse(node, "its running variance of channel " + std::to_string(c) + " is " + number(v),
                "the checkpoint is damaged or the training diverged: retrain");
     const double f = (gamma.defined() ? tensor_at(gamma, i) : 1.0) / std::sqrt(v + static_cast<double>(bn.options().eps));
     if (!(std::isfinite(f) && f != 0.0))
-      L.refuse(node, "gamma / sigma of channel " + std::to_string(c) + " is " + std::to_string(f),
+      L.refuse(node, "gamma / sigma of channel " + std::to_string(c) + " is " + number(f),
                "a channel with gamma 0 is constant: retrain, or prune the channel");
     s.a[c] *= f;
     s.b[c] = (s.b[c] - tensor_at(mean, i)) * f + (beta.defined() ? tensor_at(beta, i) : 0.0);

@@ -40,7 +40,7 @@ intnet::WeightTensor integer_weights(Lowerer& L, int node, const Tensor& wfq, co
   for (size_t c = 0; c < s.size(); ++c)
     if (!(std::isfinite(s[c]) && s[c] > 0))
       L.refuse(node, "its weight scale " + std::string(s.size() > 1 ? "of output channel " + std::to_string(c) + " " : "") +
-                         "is " + std::to_string(s[c]) + " (" + wq.describe() + ")",
+                         "is " + number(s[c]) + " (" + quantizer_name(wq) + ")",
                "a scale must be finite and positive: retrain or re-import the weights (the checkpoint may be damaged)");
   t.scale.assign(s.begin(), s.end());
   if (!(t.bits >= 1 && t.bits <= 8))
@@ -75,8 +75,8 @@ void fold_pending_bias(Lowerer& L, int node, State& s) {
   for (size_t c = 0; c < s.b.size(); ++c) {
     const double q = std::nearbyint(s.b[c] / s.a[c]) + (*bias)[c];
     if (!(std::fabs(q) < 2147483647.0))
-      L.refuse(node, "the bias of output channel " + std::to_string(c) + " is " + std::to_string(s.b[c]) +
-                         ", which is " + std::to_string(q) + " on the accumulator grid: it does not fit int32",
+      L.refuse(node, "the bias of output channel " + std::to_string(c) + " is " + number(s.b[c]) +
+                         ", which is " + number(q) + " on the accumulator grid: it does not fit int32",
                "the batch norm or bias is far larger than the accumulator's scale; check the checkpoint");
     (*bias)[c] = static_cast<int32_t>(q);
     s.b[c] = 0.0;

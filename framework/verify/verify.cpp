@@ -109,18 +109,15 @@ void write_dump(const std::string& dir, const IntegerModel& m, const std::vector
 
 }  // namespace
 
-VerifyResult run_verify(IntegerModel& m, data::DataLoader& loader, const VerifyOptions& opt) {
-  NoGradGuard no_grad;
-  nn::Graph& g = *m.model.graph;
-  g.eval();
-  const intnet::Network& net = m.lowered.net;
-  intnet::Engine engine(net);
-  VerifyResult r;
+Comparison::Comparison(nn::Graph& g, const deploy::LoweredModel& lowered)
+    : g_(g), lowered_(lowered), engine_(lowered.net) {
+  const intnet::Network& net = lowered.net;
+  layer_of_node_.assign(g.nodes().size(), -1);
   for (size_t k = 0; k < g.nodes().size(); ++k) {
-    const int v = m.lowered.node_value[k];
+    const int v = lowered.node_value[k];
     if (v < 0) continue;
     bool seen = false;
-    for (const auto& l : r.layers) seen = seen || l.value == v;
+    for (const auto& l : r_.layers) seen = seen || l.value == v;
     if (seen) continue;  // an identity layer (dropout) shares its input's value
     LayerAgreement a;
     a.name = g.nodes()[k].name;
@@ -129,15 +126,60 @@ VerifyResult run_verify(IntegerModel& m, data::DataLoader& loader, const VerifyO
     a.is_signed = net.value(v).is_signed;
     for (const auto& n : net.nodes)
       if (n.output == v) a.op = intnet::op_name(n.op);
-    r.layers.push_back(a);
+    layer_of_node_[k] = static_cast<int>(r_.layers.size());
+    r_.layers.push_back(a);
   }
-  std::vector<int> layer_of_node(g.nodes().size(), -1);
-  for (size_t k = 0; k < g.nodes().size(); ++k)
-    for (size_t i = 0; i < r.layers.size(); ++i)
-      if (r.layers[i].value == m.lowered.node_value[k] && r.layers[i].name == g.nodes()[k].name) layer_of_node[k] = static_cast<int>(i);
+}
 
+void Comparison::add_batch(const Tensor& x, const Tensor& labels) {
+  NoGradGuard no_grad;
+  const intnet::Network& net = lowered_.net;
+  const int64_t bs = x.size(0);
+  const std::vector<Variable> outs = g_.forward_all(Variable(x));
+  const Tensor xc = x.contiguous();
+  engine_.run(xc.f32(), bs, true);
+  for (size_t k = 0; k < g_.nodes().size(); ++k)
+    if (layer_of_node_[k] >= 0) {
+      LayerAgreement& a = r_.layers[static_cast<size_t>(layer_of_node_[k])];
+      const auto off = lowered_.rounding_offset.find(a.value);
+      compare_layer(net.value(a.value), outs[k].data(), engine_.value(a.value), r_.images,
+                    off == lowered_.rounding_offset.end() ? std::vector<int32_t>{} : off->second, a);
+    }
   const intnet::Value& out = net.value(net.output);
   const int64_t classes = out.numel();
+  fq_logits_ = outs.back().data().contiguous();
+  LB_CHECK(fq_logits_.numel() == bs * classes, "verify: the fake-quant model gives ", fq_logits_.numel() / bs,
+           " outputs per image, the integer network ", classes);
+  const std::vector<int32_t>& ints = engine_.output();
+  const int32_t* y = labels.defined() ? labels.data<int32_t>() : nullptr;
+  std::vector<double> real(static_cast<size_t>(classes));
+  for (int64_t i = 0; i < bs; ++i) {
+    for (int64_t c = 0; c < classes; ++c)
+      real[static_cast<size_t>(c)] = static_cast<double>(ints[static_cast<size_t>(i * classes + c)]) * out.scale_of(c);
+    int64_t best_int = 0;
+    for (int64_t c = 1; c < classes; ++c)
+      if (real[static_cast<size_t>(c)] > real[static_cast<size_t>(best_int)]) best_int = c;
+    const int64_t best_fq = argmax_row(fq_logits_.f32() + i * classes, classes);
+    r_.top1_agree += best_int == best_fq;
+    if (y) {
+      r_.fake_quant_correct += best_fq == y[i];
+      r_.integer_correct += best_int == y[i];
+    }
+  }
+  r_.images += bs;
+}
+
+VerifyResult Comparison::finish() {
+  r_.first_divergence = -1;
+  for (size_t i = 0; i < r_.layers.size() && r_.first_divergence < 0; ++i)
+    if (r_.layers[i].equal != r_.layers[i].total) r_.first_divergence = static_cast<int>(i);
+  return r_;
+}
+
+VerifyResult run_verify(IntegerModel& m, data::DataLoader& loader, const VerifyOptions& opt) {
+  m.model.graph->eval();
+  const intnet::Network& net = m.lowered.net;
+  Comparison cmp(*m.model.graph, m.lowered);
   std::vector<int32_t> all_logits, labels;
   std::vector<float> all_fq;
   std::vector<std::vector<int32_t>> layer_ints(net.values.size());
@@ -146,49 +188,22 @@ VerifyResult run_verify(IntegerModel& m, data::DataLoader& loader, const VerifyO
   data::Batch b;
   while (loader.next(b)) {
     const int64_t bs = b.x.size(0);
-    const std::vector<Variable> outs = g.forward_all(Variable(b.x));
-    const Tensor xc = b.x.contiguous();
-    engine.run(xc.f32(), bs, true);
-    for (size_t k = 0; k < g.nodes().size(); ++k)
-      if (layer_of_node[k] >= 0) {
-        LayerAgreement& a = r.layers[static_cast<size_t>(layer_of_node[k])];
-        const auto off = m.lowered.rounding_offset.find(a.value);
-        compare_layer(net.value(a.value), outs[k].data(), engine.value(a.value), r.images,
-                      off == m.lowered.rounding_offset.end() ? std::vector<int32_t>{} : off->second, a);
-      }
-    const Tensor fq = outs.back().data().contiguous();
-    LB_CHECK(fq.numel() == bs * classes, "verify: the fake-quant model gives ", fq.numel() / bs, " outputs per image, ",
-             "the integer network ", classes);
-    const std::vector<int32_t>& ints = engine.output();
-    const int32_t* y = b.y.data<int32_t>();
-    std::vector<double> real(static_cast<size_t>(classes));
-    for (int64_t i = 0; i < bs; ++i) {
-      for (int64_t c = 0; c < classes; ++c)
-        real[static_cast<size_t>(c)] = static_cast<double>(ints[static_cast<size_t>(i * classes + c)]) * out.scale_of(c);
-      int64_t best_int = 0;
-      for (int64_t c = 1; c < classes; ++c)
-        if (real[static_cast<size_t>(c)] > real[static_cast<size_t>(best_int)]) best_int = c;
-      const int64_t best_fq = argmax_row(fq.f32() + i * classes, classes);
-      r.top1_agree += best_int == best_fq;
-      r.fake_quant_correct += best_fq == y[i];
-      r.integer_correct += best_int == y[i];
+    cmp.add_batch(b.x, b.y);
+    if (opt.dump_dir.empty()) continue;
+    const std::vector<int32_t>& ints = cmp.engine().output();
+    const Tensor& fq = cmp.fake_quant_logits();
+    all_logits.insert(all_logits.end(), ints.begin(), ints.end());
+    all_fq.insert(all_fq.end(), fq.f32(), fq.f32() + fq.numel());
+    labels.insert(labels.end(), b.y.data<int32_t>(), b.y.data<int32_t>() + bs);
+    const int64_t take = std::min(bs, opt.dump_layer_images - layer_images);
+    for (size_t v = 0; take > 0 && v < net.values.size(); ++v) {
+      const std::vector<int32_t>& src = cmp.engine().value(static_cast<int>(v));
+      layer_ints[v].insert(layer_ints[v].end(), src.begin(), src.begin() + take * net.values[v].numel());
     }
-    if (!opt.dump_dir.empty()) {
-      all_logits.insert(all_logits.end(), ints.begin(), ints.end());
-      all_fq.insert(all_fq.end(), fq.f32(), fq.f32() + bs * classes);
-      labels.insert(labels.end(), y, y + bs);
-      const int64_t take = std::min(bs, opt.dump_layer_images - layer_images);
-      for (size_t v = 0; take > 0 && v < net.values.size(); ++v) {
-        const std::vector<int32_t>& src = engine.value(static_cast<int>(v));
-        layer_ints[v].insert(layer_ints[v].end(), src.begin(), src.begin() + take * net.values[v].numel());
-      }
-      layer_images += std::max<int64_t>(take, 0);
-    }
-    r.images += bs;
+    layer_images += std::max<int64_t>(take, 0);
   }
+  VerifyResult r = cmp.finish();
   LB_CHECK(r.images > 0, "verify: the test set is empty");
-  for (size_t i = 0; i < r.layers.size() && r.first_divergence < 0; ++i)
-    if (r.layers[i].equal != r.layers[i].total) r.first_divergence = static_cast<int>(i);
   if (!opt.dump_dir.empty()) write_dump(opt.dump_dir, m, all_logits, all_fq, labels, layer_ints, layer_images);
   return r;
 }

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "data/loader.h"
+#include "intnet/engine.h"
 #include "verify/integer_model.h"
 
 namespace lowbit::verify {
@@ -33,6 +34,29 @@ struct VerifyResult {
   // Index into `layers` of the first layer (network order) whose integers differ; -1: none.
   int first_divergence = -1;
   double agreement() const { return images ? static_cast<double>(top1_agree) / static_cast<double>(images) : 1.0; }
+};
+
+// Fake-quant model vs integer network, batch by batch: per-layer integers and top-1 classes.
+class Comparison {
+ public:
+  // `g` is the trained model `lowered` was built from (eval mode).
+  Comparison(nn::Graph& g, const deploy::LoweredModel& lowered);
+  // Runs one batch x (B, C, H, W) through both; `labels` (s32 (B)) may be undefined.
+  // Afterwards the engine holds every value of this batch (engine()) and logits() the batch's
+  // fake-quant output.
+  void add_batch(const Tensor& x, const Tensor& labels);
+  const VerifyResult& result() const { return r_; }
+  VerifyResult finish();  // sets first_divergence
+  const intnet::Engine& engine() const { return engine_; }
+  const Tensor& fake_quant_logits() const { return fq_logits_; }
+
+ private:
+  nn::Graph& g_;
+  const deploy::LoweredModel& lowered_;
+  intnet::Engine engine_;
+  VerifyResult r_;
+  std::vector<int> layer_of_node_;
+  Tensor fq_logits_;
 };
 
 struct VerifyOptions {

@@ -43,7 +43,7 @@ inline Built build_abs(const std::string& path, const std::string& recipe_yaml, 
   lowbit::io::YamlSource src;
   src.file = "recipe.yaml";
   b.recipe = parse_recipe(YAML::Load(recipe_yaml), src);
-  apply_recipe(*b.m.graph, b.recipe);
+  apply_recipe(*b.m.graph, b.recipe, b.m.input);
   return b;
 }
 
