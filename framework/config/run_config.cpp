@@ -14,6 +14,8 @@ model:
   path: ""            # model file (models/*.yaml); relative to the config file or the working folder
   params: {}          # values for the model file's params (e.g. {width: 0.5})
 quant: {}             # quantization recipe (docs/quantizers.md); {} = float training
+deploy:
+  target: none        # none | integer: `lowbit train` checks before step 1 that the recipe lowers to integers
 data:
   dataset: fashion_mnist   # fashion_mnist | cifar10
   path: /usr/share/datasets/fashion-mnist
@@ -270,7 +272,20 @@ static RunConfig parse_run_config(const YAML::Node& user, const std::string& pat
   c.train.seed = static_cast<uint64_t>(non_negative("train.seed"));
   c.train.threads = static_cast<int64_t>(non_negative("train.threads"));
   c.train.save_every_steps = static_cast<int64_t>(non_negative("train.save_every_steps"));
+  c.deploy_target = parse_enum<DeployTarget>(at("deploy.target"), src, "deploy.target",
+                                             {{"none", DeployTarget::none}, {"integer", DeployTarget::integer}});
   c.quant = at("quant");
+  // quant.plan as found (working folder, else beside the config), absolute like model.path, so
+  // the stored config still finds it from the run folder.
+  if (c.quant.IsMap() && c.quant["plan"] && c.quant["plan"].IsScalar()) {
+    const std::string plan = c.quant["plan"].Scalar();
+    const fs::path beside = fs::path(base_dir) / plan;
+    const std::string found = fs::exists(plan) ? plan : (fs::exists(beside) ? beside.string() : "");
+    if (!found.empty()) {
+      fs::path p = fs::absolute(found, ec);
+      c.quant["plan"] = ec ? found : p.lexically_normal().string();
+    }
+  }
   c.source = src;
   return c;
 }

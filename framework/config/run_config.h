@@ -14,6 +14,9 @@
 namespace lowbit::config {
 
 enum class DatasetKind { fashion_mnist, cifar10 };
+// What the trained network must lower to; checked before training (train/trainer.h). The MCU,
+// FPGA and ONNX targets arrive with their exporters.
+enum class DeployTarget { none, integer };
 enum class OptimizerKind { sgd, adam, adamw };
 enum class ScheduleKind { constant, step, multistep, cosine };
 
@@ -66,6 +69,7 @@ struct RunConfig {
   TrainConfig train;
   YAML::Node resolved;               // defaults + file + overrides, as saved in the run folder
   YAML::Node quant;                  // the `quant:` recipe (parsed by quant::parse_recipe)
+  DeployTarget deploy_target = DeployTarget::none;
   io::YamlSource source;                 // for messages about nodes of `resolved`
 };
 

@@ -123,7 +123,9 @@ int requantize_to(Lowerer& L, int node, int src, const TargetGrid& t, float act_
              "use a per-tensor activation quantizer");
   const bool floor_mode = L.opt.rounding == intnet::RequantRounding::floor;
   intnet::RequantizeAttrs a;
-  const bool per_channel = t.scale.size() > 1 || (in.kind == State::Kind::affine ? in.a.size() > 1 : x.scale.size() > 1);
+  bool per_channel = t.scale.size() > 1 || (in.kind == State::Kind::integer && x.scale.size() > 1);
+  if (in.kind == State::Kind::affine)  // one multiplier when every channel has the same (per-tensor weights, no ICN)
+    for (double ac : in.a) per_channel = per_channel || ac != in.a[0];
   const size_t count = per_channel ? static_cast<size_t>(channels) : 1;
   if (in.kind == State::Kind::affine) {
     if (in.consumed)
@@ -288,6 +290,65 @@ State lower_lut(Lowerer& L, int node, quant::QuantAct& qa, const State& in) {
   return integer_state(L.out.net.add_node(std::move(n)));
 }
 
+// A binary activation quantizer (y = s * (x >= 0 ? 1 : -1)) after an accumulator or an integer
+// grid: one threshold per channel on the input integers (FINN's bipolar MultiThreshold), exact
+// because the sign of a * acc + b is decided by comparing acc with -b / a.
+State lower_binary_act(Lowerer& L, int node, quant::QuantAct& qa, float lo, float hi) {
+  const nn::GraphNode& gn = L.g.nodes()[static_cast<size_t>(node)];
+  quant::Quantizer& q = qa.act_quant();
+  if (!(lo < 0 && hi > 0))
+    L.refuse(node, "a binary quantizer after an activation that is never negative (or never positive)",
+             "drop the activation before the binary quantizer, or use hardtanh");
+  const std::vector<float> s = floats_of(q.meta().scale);
+  if (s.size() != 1 || !(std::isfinite(s[0]) && s[0] > 0))
+    L.refuse(node, quantizer_name(q) + " needs one positive finite scale", "use a per-tensor binary quantizer");
+  State& in = L.states.at(static_cast<size_t>(gn.inputs.at(0)));
+  const intnet::Value x = L.out.net.value(in.value);
+  const int64_t channels = x.shape.empty() ? 1 : x.shape[0];
+  intnet::ThresholdAttrs a;
+  a.base = -1;
+  a.step = 2;
+  for (int64_t c = 0; c < channels; ++c) {
+    double t = 0;
+    bool descending = false;
+    if (in.kind == State::Kind::affine) {  // a * acc + b >= 0
+      const double ac = in.a[static_cast<size_t>(c)], bc = in.b[static_cast<size_t>(c)];
+      descending = ac < 0;
+      t = descending ? std::floor(-bc / ac) : std::ceil(-bc / ac);
+    } else {  // (q - zp) * s_in >= 0
+      if (x.zero_point.size() != 1 && x.zero_point.size() != static_cast<size_t>(channels))
+        L.refuse(node, "its input has an unexpected zero point count", "quantize the input per tensor");
+      t = x.zero_point_of(c);
+    }
+    if (!(std::fabs(t) < 2147483647.0))
+      L.refuse(node, "the threshold of channel " + std::to_string(c) + " is " + number(t) + ", beyond int32",
+               "check the batch norm before it (a gamma near 0?)");
+    a.thresholds.push_back(static_cast<int64_t>(t));
+    a.descending.push_back(descending ? 1 : 0);
+  }
+  if (in.kind == State::Kind::affine) {
+    if (in.consumed)
+      L.refuse(node, "the accumulator of " + x.name + " is read by two quantizers", "let one quantizer read it");
+    in.consumed = true;
+  }
+  intnet::Value y;
+  y.name = gn.name;
+  y.shape = x.shape;
+  y.bits = 1;  // bipolar: -1 / +1
+  y.is_signed = true;
+  y.lo = -1;
+  y.hi = 1;
+  y.scale = {s[0]};
+  y.zero_point = {0};
+  intnet::Node n;
+  n.op = intnet::OpKind::threshold;
+  n.name = gn.name;
+  n.inputs = {in.value};
+  n.output = L.out.net.add_value(std::move(y));
+  n.attrs = std::move(a);
+  return integer_state(L.out.net.add_node(std::move(n)));
+}
+
 State lower_quant_act(Lowerer& L, int node, quant::QuantAct& qa) {
   float lo, hi;
   const bool clamps = clamp_bounds(qa.activation(), lo, hi);
@@ -299,6 +360,10 @@ State lower_quant_act(Lowerer& L, int node, quant::QuantAct& qa) {
   const State& in = L.input_state(node, 0);
   if (in.kind == State::Kind::none)
     L.refuse(node, "its input is not on an integer grid (" + in.why + ")", "quantize or fold what comes before " + gn.name);
+  if (qa.act_quant().config().type == quant::QuantType::binary) {
+    if (!clamps) L.refuse(node, "a binary quantizer after " + qa.activation()->type_name(), "use hardtanh or no activation");
+    return lower_binary_act(L, node, qa, lo, hi);
+  }
   if (!clamps) {
     if (in.kind == State::Kind::affine)
       L.refuse(node, "a " + qa.activation()->type_name() + " of an accumulator has no integer form",

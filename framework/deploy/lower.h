@@ -31,7 +31,10 @@
 namespace lowbit::deploy {
 
 struct LowerOptions {
-  intnet::RequantRounding rounding = intnet::RequantRounding::tflm;
+  // single is the default: x * M rounded once reproduces the fake-quant model's rounding, where
+  // TFLM's double rounding changes about 1 in 20,000 requantized integers and the change spreads
+  // through a deep 4-bit network (docs/integer-network.md has the measurements).
+  intnet::RequantRounding rounding = intnet::RequantRounding::single;
 };
 
 struct LoweredModel {
@@ -50,5 +53,11 @@ struct LoweredModel {
 // and metadata); `input` is the per-sample input shape (C, H, W). Throws a lowbit::Error naming the
 // layer, the reason and the fix when a layer has no integer equivalent.
 LoweredModel lower(nn::Graph& model, const Shape& input, const std::string& name, const LowerOptions& opt = {});
+
+// Whether an untrained model (fresh from a recipe) has an integer form: a few training-mode
+// forwards of random inputs set its quantizers' statistics, then it is lowered. Changes the
+// model's quantizer state, so give it a model of its own. Returns "" when it lowers, else the
+// refusal (layer, reason, fix) without the source location.
+std::string lowering_refusal(nn::Graph& model, const Shape& input, const std::string& name, const LowerOptions& opt = {});
 
 }  // namespace lowbit::deploy

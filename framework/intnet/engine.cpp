@@ -202,6 +202,19 @@ void Engine::run_node(const Node& node, const float* input) {
       std::copy(x, x + n * out_n, y);
       return;
     }
+    case OpKind::threshold: {
+      const auto& a = std::get<ThresholdAttrs>(node.attrs);
+      const int32_t* x = in_data(0);
+      const int64_t channels = out.shape.empty() ? 1 : out.shape[0], inner = out_n / channels;
+      for (int64_t i = 0; i < n * out_n; ++i) {
+        const int64_t c = (i % out_n) / inner;
+        const int64_t* t = a.thresholds.data() + c * a.per_channel;
+        int32_t count = 0;
+        for (int64_t k = 0; k < a.per_channel; ++k) count += a.descending[static_cast<size_t>(c)] ? x[i] <= t[k] : x[i] >= t[k];
+        y[i] = a.base + a.step * count;
+      }
+      return;
+    }
     case OpKind::lut: {
       const auto& a = std::get<LutAttrs>(node.attrs);
       const int32_t* x = in_data(0);

@@ -36,6 +36,7 @@ const char* op_name(OpKind k) {
     case OpKind::concat: return "concat";
     case OpKind::reshape: return "reshape";
     case OpKind::lut: return "lut";
+    case OpKind::threshold: return "threshold";
   }
   return "?";
 }
@@ -158,6 +159,15 @@ void Network::validate() const {
                  n.name, ": the table does not cover the input range [", in.lo, ", ", in.hi, "]");
         break;
       }
+      case OpKind::threshold: {
+        const auto& a = std::get<ThresholdAttrs>(n.attrs);
+        const int64_t channels = out.shape.empty() ? 1 : out.shape[0];
+        LB_CHECK(a.per_channel >= 1 && static_cast<int64_t>(a.thresholds.size()) == channels * a.per_channel &&
+                     static_cast<int64_t>(a.descending.size()) == channels,
+                 "integer network: node ", n.name, ": ", a.thresholds.size(), " thresholds and ", a.descending.size(),
+                 " directions for ", channels, " channels of ", a.per_channel);
+        break;
+      }
       case OpKind::add:
       case OpKind::concat:
       case OpKind::reshape: break;
@@ -175,6 +185,7 @@ int64_t Network::parameter_bytes() const {
       bytes += m->weight.packed_bytes() + 4 * static_cast<int64_t>(m->bias.size());
     if (const auto* r = std::get_if<RequantizeAttrs>(&n.attrs)) bytes += 8 * static_cast<int64_t>(r->m0.size());
     if (const auto* l = std::get_if<LutAttrs>(&n.attrs)) bytes += 4 * static_cast<int64_t>(l->table.size());
+    if (const auto* t = std::get_if<ThresholdAttrs>(&n.attrs)) bytes += 4 * static_cast<int64_t>(t->thresholds.size());
   }
   return bytes;
 }

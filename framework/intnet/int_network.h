@@ -23,6 +23,9 @@
 //   concat      channel concatenation; inputs on one grid
 //   reshape     the same integers in another shape (flatten)
 //   lut         y = table[x - in_lo]: any function of a small integer input
+//   threshold   y[c] = base + step * #{k : x[c] >= t[c][k]} (#{k : x[c] <= t[c][k]} on channels
+//               marked descending): FINN's MultiThreshold; a binary (bipolar) activation is one
+//               threshold per channel with base -1, step 2
 #pragma once
 #include <cstdint>
 #include <string>
@@ -37,7 +40,7 @@ namespace lowbit::intnet {
 using kernels::RequantRounding;
 
 const char* rounding_name(RequantRounding r);
-// "tflm" or "floor"; throws a lowbit::Error listing both otherwise.
+// "tflm", "single" or "floor"; throws a lowbit::Error listing them otherwise.
 RequantRounding parse_rounding(const std::string& s);
 
 // An integer tensor of the network (the batch dimension is not part of it).
@@ -59,7 +62,7 @@ struct Value {
   }
 };
 
-enum class OpKind : uint8_t { quantize, conv2d, matmul, requantize, max_pool, avg_pool, add, concat, reshape, lut };
+enum class OpKind : uint8_t { quantize, conv2d, matmul, requantize, max_pool, avg_pool, add, concat, reshape, lut, threshold };
 const char* op_name(OpKind k);
 
 // Float -> integer at the network input (per tensor).
@@ -130,9 +133,17 @@ struct LutAttrs {
   std::vector<int32_t> table;
 };
 
+struct ThresholdAttrs {
+  int64_t per_channel = 1;           // thresholds per channel (K)
+  std::vector<int64_t> thresholds;   // (C, K) row-major, ascending per channel (descending channels: descending)
+  std::vector<uint8_t> descending;   // per channel: 1 counts x <= t (a negative scale: batch norm gamma < 0)
+  int32_t base = 0, step = 1;        // output = base + step * count
+};
+
 struct NoAttrs {};
 
-using Attrs = std::variant<NoAttrs, QuantizeAttrs, ConvAttrs, MatmulAttrs, RequantizeAttrs, PoolAttrs, LutAttrs>;
+using Attrs = std::variant<NoAttrs, QuantizeAttrs, ConvAttrs, MatmulAttrs, RequantizeAttrs, PoolAttrs, LutAttrs,
+                           ThresholdAttrs>;
 
 struct Node {
   OpKind op = OpKind::reshape;
@@ -144,7 +155,7 @@ struct Node {
 
 struct Network {
   std::string name;          // the model's name
-  RequantRounding rounding = RequantRounding::tflm;
+  RequantRounding rounding = RequantRounding::single;
   std::vector<int64_t> input_shape;  // per-sample float input (C, H, W)
   std::vector<Value> values;
   std::vector<Node> nodes;   // in execution order: a node's inputs are the network input's

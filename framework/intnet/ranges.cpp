@@ -53,7 +53,8 @@ void prove_ranges(Network& net) {
     auto in = [&](size_t k) -> const Value& { return net.values.at(static_cast<size_t>(n.inputs.at(k))); };
     switch (n.op) {
       case OpKind::quantize:
-      case OpKind::lut: break;  // set by the lowering from the grid / the table
+      case OpKind::lut:
+      case OpKind::threshold: break;  // set by the lowering from the grid / the table / the levels
       case OpKind::conv2d: {
         auto& a = std::get<ConvAttrs>(n.attrs);
         a.acc_bound = dot_bound(n, a.weight, a.bias, magnitude(in(0), a.input_zero_point));

@@ -161,7 +161,7 @@ QuantRecipe parse_recipe(const YAML::Node& q, const io::YamlSource& src) {
   static const std::vector<std::string> keys{"weights", "activations", "signed_activations", "input", "bias", "bits",
                                              "first_last_bits", "float", "layers", "quantizers", "bit_cost",
                                              "accumulator", "add", "concat", "shared_quantizer", "avg_pool",
-                                             "bn_fold"};
+                                             "bn_fold", "plan"};
   for (auto it = q.begin(); it != q.end(); ++it) {
     const std::string k = it->first.as<std::string>();
     if (std::find(keys.begin(), keys.end(), k) == keys.end())
@@ -204,6 +204,12 @@ QuantRecipe parse_recipe(const YAML::Node& q, const io::YamlSource& src) {
     r.bit_cost = io::yaml_number(bc, src, "quant.bit_cost");
     LB_CHECK(r.bit_cost >= 0 && std::isfinite(r.bit_cost), src.where(bc, "quant.bit_cost"),
              ": quant.bit_cost must be a finite number >= 0, got ", r.bit_cost);
+  }
+  if (YAML::Node p = q["plan"]) {
+    LB_CHECK(p.IsScalar() && !p.Scalar().empty(), src.where(p, "quant.plan"),
+             ": quant.plan is the path of a plan file written by `lowbit plan -o plan.yaml`");
+    r.plan = p.Scalar();
+    r.plan_where = src.where(p, "quant.plan");
   }
   if (YAML::Node a = q["accumulator"]) r.accumulator = parse_accumulator(a, src, "quant.accumulator");
   if (YAML::Node a = q["add"]) r.add = parse_shared(a, src, "quant.add");

@@ -22,6 +22,7 @@
 //     shared_quantizer: Int8ActPerTensorFloat   # the quantizer shared by add/concat inputs
 //     avg_pool: {bits: 4}               # truncating average pools (bits 0: the input's width)
 //     bn_fold: {delay_epochs: 2}        # fold batch norm into the conv/linear before it after 2 epochs
+//     plan: plan.yaml                   # `lowbit plan -o` bit widths per layer (train/plan_recipe.h applies them)
 #pragma once
 #include <optional>
 #include <string>
@@ -57,6 +58,8 @@ struct QuantRecipe {
   bool trunc_avg_pool = false;
   int avg_pool_bits = 0;
   int64_t bn_fold_delay = -1;  // -1: no folding during QAT
+  std::string plan;            // quant.plan: a plan file (applied by train::build_model), "" for none
+  std::string plan_where;      // file:line:col of quant.plan
   io::YamlSource src;
 };
 

@@ -17,6 +17,8 @@
 #include "quant/guard.h"
 #include "quant/qat.h"
 #include "quant/recipe.h"
+#include "train/plan_recipe.h"
+#include "deploy/lower.h"
 #include "train/metrics.h"
 #include "train/optim_setup.h"
 #include "train/progress.h"
@@ -114,9 +116,20 @@ static int64_t count_correct(const Tensor& logits, const Tensor& y) {
   return correct;
 }
 
+void check_deploy_target(const config::RunConfig& cfg) {
+  if (cfg.deploy_target == config::DeployTarget::none) return;
+  LB_CHECK(quant::parse_recipe(cfg.quant, cfg.source).enabled, cfg.file,
+           ": deploy.target integer needs a quant: recipe (a float model has no integer form)");
+  config::BuiltModel probe = build_model(cfg);  // a model of its own: the check moves quantizer statistics
+  const std::string refusal = deploy::lowering_refusal(*probe.graph, probe.input, probe.name);
+  LB_CHECK(refusal.empty(), cfg.file, ": deploy.target is integer, but the recipe does not lower: ", refusal);
+}
+
 config::BuiltModel build_model(const config::RunConfig& cfg) {
   config::BuiltModel m = config::build_model(cfg.model_path, cfg.model_params, cfg.train.seed);
-  quant::apply_recipe(*m.graph, quant::parse_recipe(cfg.quant, cfg.source), m.input);
+  quant::QuantRecipe recipe = quant::parse_recipe(cfg.quant, cfg.source);
+  apply_plan_to_recipe(recipe, *m.graph, m.input, m.name, cfg.file);
+  quant::apply_recipe(*m.graph, recipe, m.input);
   return m;
 }
 
@@ -170,6 +183,7 @@ TrainResult run_training(const config::RunConfig& cfg, const TrainOptions& opt) 
   // Refuse at once, before any work, when a fresh run would land on an earlier one.
   if (fresh && !opt.force) prepare_fresh_run_folder(run_dir, false);
   set_num_threads(static_cast<int>(cfg.train.threads));
+  check_deploy_target(cfg);  // a recipe that cannot deploy is refused before any work
   Run run = build_run(cfg);
   const int64_t channels = run.built.input.rank() == 3 ? run.built.input[0] : 1;
   if (!opt.quiet && channels > 1 && cfg.data.mean.size() == 1)

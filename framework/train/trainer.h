@@ -50,6 +50,10 @@ struct EvalResult {
 // With `logits`, also returns every sample's logits in loader order: (samples, classes) f32.
 EvalResult evaluate(nn::Module& model, data::DataLoader& loader, Tensor* logits = nullptr);
 
+// deploy.target: refuses (lowbit::Error naming the layer, the reason and the fix) a recipe whose
+// model has no integer form, using a freshly built model and random inputs. Nothing for `none`.
+void check_deploy_target(const config::RunConfig& cfg);
+
 // The model of a run config: the model file with its params, then the `quant:` recipe.
 config::BuiltModel build_model(const config::RunConfig& cfg);
 

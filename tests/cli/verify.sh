@@ -13,19 +13,20 @@ EXPECT_IN=all
 SMALL=(data.train_limit=2048 data.test_limit=500 train.epochs=1 train.batch_size=64 -q)
 RUN="$T/w4a4"
 
-expect train_w4a4 0 "test_acc=" -- train configs/lenet5_fmnist_w4a4.yaml --out "$RUN" "${SMALL[@]}" quant.bias=Int32Bias
+expect train_w4a4 0 "test_acc=" -- train configs/lenet5_fmnist_w4a4.yaml --out "$RUN" "${SMALL[@]}" deploy.target=integer
 
 # Single rounding reproduces the trained model's integers exactly (Int32Bias: every bias on the grid).
 expect verify_single_exact 0 "every compared integer is identical" \
   "^agreement=1\.0000 fake_quant_acc=0\.[0-9]{4} integer_acc=0\.[0-9]{4} images=500 rounding=single$" \
   "^input_quant +quantize +8-bit s +392000 +1\.000000 +0$" "^relu1 +requantize +4-bit u" "^fc3 +matmul" -- \
   verify "$RUN" --rounding single
-expect verify_tflm 0 "rounding=tflm$" "^weights=$RUN/best.h5$" -- verify "$RUN" --min-agreement 0
+expect verify_tflm 0 "rounding=tflm$" "^weights=$RUN/best.h5$" -- verify "$RUN" --rounding tflm --min-agreement 0
+expect verify_default_single 0 "rounding=single$" -- verify "$RUN"
 expect verify_images 0 "images=100 rounding=floor$" -- verify "$RUN" --images 100 --rounding floor --min-agreement 0
 
 # The first divergence names a layer, an image, a position and both integers (TFLM's double rounding).
 expect verify_first_divergence 0 "first divergence: layer [a-z0-9_]+ \(requantize\), image [0-9]+, element \([0-9, ]+\): integer -?[0-9]+, fake-quant -?[0-9]+" -- \
-  verify "$RUN" --min-agreement 0
+  verify "$RUN" --rounding tflm --min-agreement 0
 
 # --min-agreement above what was reached: exit 1 with the numbers.
 expect_extra() { [ "$1" != verify_min_agreement ] || grep -qE "^agreement=" "$T/out" || { echo "FAIL summary line missing"; return 1; }; }
@@ -88,5 +89,17 @@ expect train_sigmoid 0 "test_acc=" -- train configs/lenet5_fmnist_w4a4.yaml mode
 expect verify_sigmoid_refused 1 "cannot lower sig to integers: layer s \(quant_sigmoid\): a sigmoid of an accumulator has no integer form\. Fix: " -- \
   verify "$SIG"
 expect inspect_sigmoid_refused 1 "layer s \(quant_sigmoid\)" -- inspect "$SIG" --integer
+
+# Before training: deploy.target=integer refuses the recipe at once (no run folder); `lowbit
+# quantize` says whether a recipe deploys.
+expect deploy_target_refused 1 "deploy.target is integer, but the recipe does not lower: cannot lower sig to integers: layer s \(quant_sigmoid\)" -- \
+  train configs/lenet5_fmnist_w4a4.yaml model.path="$T/models/sig.yaml" deploy.target=integer --out "$T/sig2" "${SMALL[@]}"
+ok=1; [ -e "$T/sig2" ] && { echo "FAIL the refused run made its folder"; ok=0; }
+report deploy_target_writes_nothing $ok
+expect deploy_target_unknown 1 "deploy.target" "none" "integer" -- \
+  train configs/lenet5_fmnist_w4a4.yaml deploy.target=cortex-m7 --out "$T/x" "${SMALL[@]}"
+expect quantize_deployable 0 "^integer-deployable: yes" -- quantize models/lenet5.yaml configs/lenet5_fmnist_w4a4.yaml -o "$T/q.yaml"
+expect quantize_not_deployable 0 "^# integer-deployable: no: cannot lower sig to integers: layer s \(quant_sigmoid\): a sigmoid of an accumulator" -- \
+  quantize "$T/models/sig.yaml" configs/lenet5_fmnist_w4a4.yaml
 
 finish

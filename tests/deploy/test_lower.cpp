@@ -197,6 +197,63 @@ TEST(Lower, BatchNormFoldedDuringTrainingGivesIntegerWeightsOfTheFoldedLayer) {
   expect_identical(compare(b, low, Shape({16, 2, 8, 8})));
 }
 
+// FINN's TFC shape: binary weights, batch norm, binary activations (sign, sign(0) = +1): one
+// threshold per channel, the direction flipped where gamma < 0; exact.
+TEST(Lower, BinaryActivationsBecomeThresholds) {
+  const std::string dir = temp_dir("lower_bin");
+  const std::string model = write_model(dir, "tfc", R"(params: {}
+input: [1, 8, 8]
+layers:
+  - {name: flatten, type: flatten}
+  - {name: fc1, type: linear, out_features: 32, bias: false}
+  - {name: bn1, type: batch_norm1d}
+  - {name: act1, type: hardtanh}
+  - {name: fc2, type: linear, out_features: 24, bias: false}
+  - {name: bn2, type: batch_norm1d}
+  - {name: act2, type: hardtanh}
+  - {name: fc3, type: linear, out_features: 10}
+)");
+  const std::string recipe = R"(
+weights: {preset: SignedBinaryWeightPerTensorConst, scale_init: 1.0}
+signed_activations: SignedBinaryActPerTensorConst
+input: {preset: Int8ActPerTensorFloat, bits: 8}
+bias: Int32Bias
+layers: {fc3: {weights: {preset: SignedBinaryWeightPerTensorStats}}}
+)";
+  Built b = prepare(model, recipe, Shape({16, 1, 8, 8}), true);
+  const deploy::LoweredModel low = lower(b, intnet::RequantRounding::single);
+  int thresholds = 0;
+  bool descending = false;
+  for (const auto& n : low.net.nodes)
+    if (const auto* t = std::get_if<intnet::ThresholdAttrs>(&n.attrs)) {
+      ++thresholds;
+      for (uint8_t d : t->descending) descending = descending || d;
+    }
+  EXPECT_EQ(thresholds, 2);
+  EXPECT_TRUE(descending);
+  // Binary logits tie often: where the two top-1 classes differ, the integer logits must tie
+  // between them (the fake-quant model breaks the tie by float rounding).
+  verify::Comparison cmp(*b.m.graph, low);
+  for (int i = 0; i < 8; ++i) {
+    cmp.add_batch(random_input(Shape({16, 1, 8, 8}), 300 + i), Tensor());
+    const std::vector<int32_t>& ints = cmp.engine().output();
+    const Tensor& fq = cmp.fake_quant_logits();
+    for (int64_t k = 0; k < 16; ++k) {
+      int64_t best_fq = 0;
+      for (int64_t c = 1; c < 10; ++c)
+        if (fq.f32()[k * 10 + c] > fq.f32()[k * 10 + best_fq]) best_fq = c;
+      int32_t top = ints[static_cast<size_t>(k * 10)];
+      for (int64_t c = 1; c < 10; ++c) top = std::max(top, ints[static_cast<size_t>(k * 10 + c)]);
+      EXPECT_EQ(ints[static_cast<size_t>(k * 10 + best_fq)], top) << "image " << k << " of batch " << i;
+    }
+  }
+  const verify::VerifyResult r = cmp.finish();
+  for (const auto& l : r.layers) EXPECT_EQ(l.equal, l.total) << l.name;
+  bool saw_act = false;
+  for (const auto& l : r.layers) saw_act = saw_act || (l.name == "act2" && l.op == "threshold");
+  EXPECT_TRUE(saw_act);
+}
+
 // Where TFLM's double rounding and the fake-quant model first disagree: a requantization, by one
 // LSB, rarely (later layers then inherit the difference).
 TEST(Lower, TflmDoubleRoundingDiffersOnlyByOneLsbNearTies) {
@@ -292,7 +349,9 @@ layers:
       << e;
 
   e = refusal(stack, std::string(kRecipe) + "layers: {relu1: {activations: {preset: SignedBinaryActPerTensorConst}}}\n");
-  EXPECT_NE(e.find("binary activation quantizer, which the integer network does not lower yet"), std::string::npos) << e;
+  EXPECT_NE(e.find("layer relu1 (quant_relu): a binary quantizer after an activation that is never negative"),
+            std::string::npos)
+      << e;
 
   const std::string wide = write_model(dir, "wide", R"(params: {}
 input: [4, 32, 32]

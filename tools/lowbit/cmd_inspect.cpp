@@ -35,7 +35,7 @@ uint64_t checksum(const io::H5Reader& r, const std::string& prefix) {
 int cmd_inspect(const std::vector<std::string>& args) {
   std::string file;
   bool sum = false, show_config = false, integer = false;
-  std::string rounding = "tflm";
+  std::string rounding = "single";
   po::options_description opts("lowbit inspect options");
   opts.add_options()("help,h", "show this help")("checksum", po::bool_switch(&sum),
                                                  "print only a checksum of the model tensors (compare runs bit for bit)")(
@@ -43,7 +43,7 @@ int cmd_inspect(const std::vector<std::string>& args) {
       "integer", po::bool_switch(&integer),
       "a quantization-aware run (folder or checkpoint) as its integer network: per node the integer grid, "
       "weights, M0/shift, accumulator bits and bytes")("rounding", po::value(&rounding),
-                                                       "with --integer: tflm (default), single or floor requantization");
+                                                       "with --integer: single (default), tflm or floor requantization");
   po::variables_map vm;
   std::vector<std::string> positional;
   if (!parse_command_line(args, "inspect", opts, vm, positional)) return 2;

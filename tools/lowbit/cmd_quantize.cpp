@@ -9,6 +9,7 @@
 #include "cli_args.h"
 #include "commands.h"
 #include "core/error.h"
+#include "deploy/lower.h"
 #include "core/threads.h"
 #include "persist/checkpoint.h"
 #include "config/run_config.h"
@@ -102,16 +103,22 @@ int cmd_quantize(const std::vector<std::string>& args) {
       m, model_path,
       "Resolved quantized model: " + model_path + " with the recipe of " + recipe_path +
           "\nWritten by `lowbit quantize`; every layer as `lowbit train` will train it.");
+  const quant::WeightBits wb = quant::weight_bits(*m.graph);
+  // Whether it has an integer form (after the text: the check runs forwards that move the
+  // quantizers' statistics).
+  const std::string refusal = deploy::lowering_refusal(*m.graph, m.input, m.name);
+  const std::string summary = refusal.empty() ? "integer-deployable: yes (lowbit verify checks a trained run)"
+                                              : "integer-deployable: no: " + refusal;
   if (out.empty()) {
-    std::cout << text;
+    std::cout << text << "# " << summary << "\n";
   } else {
     std::ofstream f(out);
     LB_CHECK(f.good(), "cannot write ", out);
     f << text;
     LB_CHECK(f.good(), "cannot write ", out);
-    const quant::WeightBits wb = quant::weight_bits(*m.graph);
     std::printf("wrote %s (%zu layers, %lld weight bits)\n", out.c_str(), m.graph->nodes().size(),
                 static_cast<long long>(wb.total_bits));
+    std::printf("%s\n", summary.c_str());
   }
   return 0;
 }

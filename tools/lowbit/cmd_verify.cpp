@@ -36,14 +36,14 @@ examples:
 }  // namespace
 
 int cmd_verify(const std::vector<std::string>& args) {
-  std::string rounding = "tflm", dump;
+  std::string rounding = "single", dump;
   long long images = 0;
   double min_agreement = 0.999;
   int threads = 0;
   po::options_description opts("lowbit verify options");
   opts.add_options()("help,h", "show this help")("images", po::value(&images),
                                                  "compare only the first N test images (default: all)")(
-      "rounding", po::value(&rounding), "requantization rounding: tflm (CMSIS-NN / TFLite Micro double rounding, default), single (their single-rounding option) or floor (PULP / NEMO)")(
+      "rounding", po::value(&rounding), "requantization rounding: single (x * M rounded once: CMSIS-NN / TFLite Micro single-rounding builds; default), tflm (their default double rounding) or floor (PULP / NEMO)")(
       "min-agreement", po::value(&min_agreement), "exit 1 when the top-1 agreement is below this (default 0.999)")(
       "dump", po::value(&dump), "write integer_logits.h5 and layers.h5 (first 16 images) into this folder")(
       "threads", po::value(&threads), "threads (default: the run's train.threads)");

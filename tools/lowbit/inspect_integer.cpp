@@ -4,6 +4,7 @@
 #include <string>
 
 #include "commands.h"
+#include "deploy/footprint.h"
 #include "verify/integer_model.h"
 
 namespace lowbit::cli {
@@ -90,6 +91,16 @@ int inspect_integer(const std::string& run, const std::string& rounding) {
               out.scale.size() > 1 ? " (per class)" : "");
   std::printf("parameter_bytes=%lld activation_bytes=%lld\n", static_cast<long long>(net.parameter_bytes()),
               static_cast<long long>(peak_activation_bytes(net)));
+  // The planner's `exact` accounting (docs/mixed-precision.md): packed, 4-byte-aligned arrays.
+  const deploy::Footprint fp = deploy::exact_footprint(net);
+  std::printf("exact accounting (lowbit plan --accounting exact):\n");
+  for (const deploy::LayerFootprint& l : fp.layers)
+    std::printf("  %-16s w%d in%d out%-2d flash %7lld (weights %lld + parameters %lld)  RAM %7lld%s\n", l.name.c_str(),
+                l.weight_bits, l.in_bits, l.out_bits, static_cast<long long>(l.weight_bytes + l.param_bytes),
+                static_cast<long long>(l.weight_bytes), static_cast<long long>(l.param_bytes),
+                static_cast<long long>(l.ram_bytes), l.requantized ? "" : "  (int32 logits: no requantization)");
+  std::printf("flash_exact=%lld ram_exact=%lld ram_layer=%s\n", static_cast<long long>(fp.flash_bytes),
+              static_cast<long long>(fp.ram_bytes), fp.ram_layer.c_str());
   for (const std::string& note : m.lowered.notes) std::printf("note: %s\n", note.c_str());
   return 0;
 }

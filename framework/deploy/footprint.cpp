@@ -1,0 +1,53 @@
+#include "deploy/footprint.h"
+
+#include "deploy/planner.h"
+
+namespace lowbit::deploy {
+
+namespace {
+
+int64_t align4(int64_t bytes) { return (bytes + 3) / 4 * 4; }
+
+}  // namespace
+
+Footprint exact_footprint(const intnet::Network& net) {
+  Footprint f;
+  for (size_t k = 0; k < net.nodes.size(); ++k) {
+    const intnet::Node& n = net.nodes[k];
+    const intnet::WeightTensor* w = nullptr;
+    if (const auto* c = std::get_if<intnet::ConvAttrs>(&n.attrs)) w = &c->weight;
+    if (const auto* m = std::get_if<intnet::MatmulAttrs>(&n.attrs)) w = &m->weight;
+    if (!w) continue;
+    LayerFootprint l;
+    l.name = n.name;
+    l.weight_bits = w->bits;
+    const intnet::Value& in = net.value(n.inputs.at(0));
+    const intnet::Value& acc = net.value(n.output);
+    l.in_bits = in.bits;
+    const intnet::Node* rq = nullptr;  // the requantization reading the accumulator
+    for (const intnet::Node& m : net.nodes)
+      if (m.op == intnet::OpKind::requantize && m.inputs.at(0) == n.output) rq = &m;
+    const int64_t channels = w->out_channels();
+    l.weight_bytes = align4(packed_bytes(static_cast<int64_t>(w->data.size()), w->bits));
+    if (rq) {
+      const auto& a = std::get<intnet::RequantizeAttrs>(rq->attrs);
+      const int64_t g = static_cast<int64_t>(a.m0.size());
+      l.param_bytes = 4 * channels + 4 * g + align4(2 * g + 2);
+      l.out_bits = net.value(rq->output).bits;
+    } else {
+      l.requantized = false;
+      l.param_bytes = 4 * channels;
+      l.out_bits = 32;
+    }
+    l.ram_bytes = align4(packed_bytes(in.numel(), l.in_bits)) + align4(packed_bytes(acc.numel(), l.out_bits));
+    f.flash_bytes += l.weight_bytes + l.param_bytes;
+    if (l.ram_bytes > f.ram_bytes) {
+      f.ram_bytes = l.ram_bytes;
+      f.ram_layer = l.name;
+    }
+    f.layers.push_back(l);
+  }
+  return f;
+}
+
+}  // namespace lowbit::deploy
