@@ -7,6 +7,10 @@
 #        (prepare_qat, fbgemm qconfig); the qat line also prints lowbit's QAT overhead over its float run;
 #        REPEAT=1: with N > 1 every measurement alternates lowbit and PyTorch N times and the line gives
 #        the medians (img/s) and the largest RSS, for noisy machines)
+# Inference (MODES containing int8, the default; INT8_MODELS="lenet5 resnet8"): Lowbit's integer
+# engine on the lowered model (bench/recipes/int8.yaml) against PyTorch's int8 engine (FX convert,
+# fbgemm) at the same batch and threads, plus Lowbit's float inference:
+#   model=NAME mode=int8 lowbit=IMG_S torch=IMG_S ratio=R lowbit_float=IMG_S int_vs_float=R
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
@@ -14,7 +18,8 @@ THREADS=${THREADS:-2}
 BATCH=${BATCH:-128}
 STEPS=${STEPS:-50}
 MODELS=${MODELS:-"lenet5 resnet8 mobilenet_v1"}
-MODES=${MODES:-"float qat"}
+MODES=${MODES:-"float qat int8"}
+INT8_MODELS=${INT8_MODELS:-"lenet5 resnet8"}
 REPEAT=${REPEAT:-1}
 [[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || { echo "bench: REPEAT must be a positive integer, got '$REPEAT'" >&2; exit 1; }
 PY=/usr/bin/python3
@@ -35,6 +40,21 @@ for m in $MODELS; do
   args=(); for p in $(params_for "$m"); do args+=(--param "$p"); done
   float_l=""
   for mode in $MODES; do
+    if [ "$mode" = int8 ]; then
+      case " $INT8_MODELS " in *" $m "*) ;; *) continue ;; esac
+      [ -x "$BUILD/lowbit-bench-infer" ] || { echo "bench: $BUILD/lowbit-bench-infer missing: build first" >&2; exit 1; }
+      ls=(); ts=(); fs=()
+      for ((r = 0; r < REPEAT; ++r)); do
+        lb=$("$BUILD/lowbit-bench-infer" --model "models/$m.yaml" --name "$m" "${args[@]}" --recipe bench/recipes/int8.yaml \
+             --batch "$BATCH" --threads "$THREADS")
+        th=$($PY bench/torch_infer.py --model "$m" "${args[@]}" --input "$(echo "$lb" | field input)" --batch "$BATCH" --threads "$THREADS")
+        ls+=("$(echo "$lb" | field int_img_s)"); fs+=("$(echo "$lb" | field float_img_s)"); ts+=("$(echo "$th" | field img_s)")
+      done
+      l=$(median "${ls[@]}"); t=$(median "${ts[@]}"); f=$(median "${fs[@]}")
+      rep=""; [ "$REPEAT" -gt 1 ] && rep=" repeats=$REPEAT"
+      echo "model=$m mode=int8 lowbit=$l torch=$t ratio=$(awk -v a="$l" -v b="$t" 'BEGIN { printf "%.2f", a / b }') lowbit_float=$f int_vs_float=$(awk -v a="$l" -v b="$f" 'BEGIN { printf "%.2f", a / b }')$rep"
+      continue
+    fi
     extra=(); [ "$mode" = qat ] && extra=(--recipe bench/recipes/w4a4.yaml)
     ls=(); ts=(); rl=0; rt=0
     for ((r = 0; r < REPEAT; ++r)); do

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "kernels/cpu/int8_gemm.h"
 
 namespace lowbit::intnet {
 
@@ -103,6 +104,69 @@ void pool_sample(const PoolAttrs& a, bool is_max, const Value& in, const Value& 
 
 }  // namespace
 
+struct Engine::Int8Kernels {
+  std::unique_ptr<kernels::cpu::Int8Conv> conv;
+  std::unique_ptr<kernels::cpu::Int8Matmul> matmul;
+};
+
+Engine::~Engine() = default;
+
+bool Engine::run_int8(size_t k, const Node& node) {
+  if (!use_onednn_ || !kernels::cpu::int8_exact()) return false;
+  const Value& in = net_.value(node.inputs.at(0));
+  const Value& out = net_.value(node.output);
+  const auto* conv = std::get_if<ConvAttrs>(&node.attrs);
+  const auto* mm = std::get_if<MatmulAttrs>(&node.attrs);
+  const int32_t zp = conv ? conv->input_zero_point : mm->input_zero_point;
+  const bool as_u8 = in.lo >= 0 && in.hi <= 255, as_s8 = in.lo >= -128 && in.hi <= 127;
+  if (zp != 0 || !(as_u8 || as_s8)) return false;
+  const bool src_signed = !as_u8;
+  const int64_t n = n_, in_n = in.numel(), out_n = out.numel();
+  std::shared_ptr<Int8Kernels>& kern = int8_[{k, n}];
+  if (!kern) {
+    kern = std::make_shared<Int8Kernels>();
+    if (conv) {
+      kernels::Conv2dGeometry g{};
+      g.n = n;
+      g.c_in = in.shape.at(0);
+      g.h_in = in.shape.at(1);
+      g.w_in = in.shape.at(2);
+      g.c_out = out.shape.at(0);
+      g.kh = conv->kernel_h;
+      g.kw = conv->kernel_w;
+      g.h_out = out.shape.at(1);
+      g.w_out = out.shape.at(2);
+      g.stride_h = conv->stride_h;
+      g.stride_w = conv->stride_w;
+      g.pad_top = conv->pad_top;
+      g.pad_left = conv->pad_left;
+      g.pad_bottom = conv->pad_bottom;
+      g.pad_right = conv->pad_right;
+      g.dil_h = conv->dil_h;
+      g.dil_w = conv->dil_w;
+      g.groups = conv->groups;
+      kern->conv = std::make_unique<kernels::cpu::Int8Conv>(g, src_signed, conv->weight.data.data());
+    } else {
+      kern->matmul = std::make_unique<kernels::cpu::Int8Matmul>(n, in_n, out_n, src_signed, mm->weight.data.data());
+    }
+  }
+  const int32_t* x = buffers_[static_cast<size_t>(node.inputs[0])].data();
+  packed_.resize(static_cast<size_t>(n * in_n));
+  for (int64_t i = 0; i < n * in_n; ++i) packed_[static_cast<size_t>(i)] = static_cast<uint8_t>(x[i]);  // two's complement for s8
+  int32_t* y = buffers_[static_cast<size_t>(node.output)].data();
+  if (kern->conv) kern->conv->run(packed_.data(), y);
+  else kern->matmul->run(packed_.data(), y);
+  const std::vector<int32_t>& bias = conv ? conv->bias : mm->bias;
+  const int64_t channels = out.shape.at(0), inner = out_n / channels;
+#pragma omp parallel for schedule(static)
+  for (int64_t s = 0; s < n; ++s)
+    for (int64_t c = 0; c < channels; ++c) {
+      int32_t* yc = y + s * out_n + c * inner;
+      for (int64_t i = 0; i < inner; ++i) yc[i] += bias[static_cast<size_t>(c)];
+    }
+  return true;
+}
+
 Engine::Engine(const Network& net) : net_(net) {
   net_.validate();
   last_use_.assign(net_.values.size(), -1);
@@ -125,7 +189,7 @@ void Engine::run(const float* input, int64_t n, bool keep_all) {
     const Node& node = net_.nodes[k];
     buffers_[static_cast<size_t>(node.output)].assign(static_cast<size_t>(n * net_.value(node.output).numel()), 0);
     alive_[static_cast<size_t>(node.output)] = true;
-    run_node(node, input);
+    if (!((node.op == OpKind::conv2d || node.op == OpKind::matmul) && run_int8(k, node))) run_node(node, input);
     if (keep_all) continue;
     for (int i : node.inputs)
       if (last_use_[static_cast<size_t>(i)] == static_cast<int>(k) && i != net_.output) {

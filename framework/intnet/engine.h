@@ -2,8 +2,16 @@
 // arithmetic only after the input quantizer. It is the reference every exporter is compared with
 // bit for bit, so each op follows the semantics written in int_network.h exactly; requantization
 // uses kernels/common/requant_math.h in the network's rounding mode.
+//
+// Convolutions and matrix products whose input fits u8 or s8 (and has zero point 0) accumulate
+// through oneDNN's int8 primitives where those are exact (kernels/cpu/int8_gemm.h: CPUs with
+// VNNI); the rest, and every layer on other CPUs, through the reference loops here. Both give the
+// same integers (tests/intnet/test_engine.cpp compares them).
 #pragma once
 #include <cstdint>
+#include <map>
+#include <memory>
+#include <utility>
 #include <vector>
 
 #include "intnet/int_network.h"
@@ -13,6 +21,9 @@ namespace lowbit::intnet {
 class Engine {
  public:
   explicit Engine(const Network& net);  // validates the network
+  ~Engine();
+  // false: reference loops only (to compare the oneDNN path with them).
+  void set_use_onednn(bool on) { use_onednn_ = on; }
 
   // Runs `n` samples of the float input, laid out (n, input_shape...) row-major. With
   // `keep_all`, every value's integers stay available afterwards (per-layer comparison);
@@ -28,11 +39,17 @@ class Engine {
 
  private:
   void run_node(const Node& node, const float* input);
+  // The oneDNN int8 path for conv2d / matmul node `k`; false when it does not apply.
+  bool run_int8(size_t k, const Node& node);
+  struct Int8Kernels;
+  std::map<std::pair<size_t, int64_t>, std::shared_ptr<Int8Kernels>> int8_;  // (node, batch) -> primitive
+  std::vector<uint8_t> packed_;  // the input as 8-bit integers
   const Network& net_;
   std::vector<std::vector<int32_t>> buffers_;
   std::vector<int> last_use_;  // per value: index of the last node that reads it (-1: none)
   std::vector<bool> alive_;
   int64_t n_ = 0;
+  bool use_onednn_ = true;
 };
 
 }  // namespace lowbit::intnet

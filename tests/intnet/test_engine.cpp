@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "intnet/engine.h"
 #include "intnet/ranges.h"
+#include "kernels/cpu/int8_gemm.h"
 
 using namespace lowbit;
 using namespace lowbit::intnet;
@@ -263,4 +264,58 @@ TEST(IntEngine, RangeProofBoundsAccumulatorsAndRefusesInt32Overflow) {
                      "32768 (largest |input|) + 0 (|bias|) = 8522825728, which needs 34 bits: more than int32"),
             std::string::npos)
       << err;
+}
+
+// The oneDNN int8 path (VNNI CPUs) gives the reference loops' integers: u8 and s8 inputs,
+// grouped / depthwise / strided / dilated / padded convolutions and matrix products.
+TEST(IntEngine, OnednnInt8PathEqualsTheReferenceLoops) {
+  if (!lowbit::kernels::cpu::int8_exact()) GTEST_SKIP() << "oneDNN int8 is not exact on this CPU (no VNNI): reference loops only";
+  struct Case {
+    int64_t c_in, h, w, c_out, k, stride, pad, dil, groups;
+    int32_t lo, hi;
+  };
+  const std::vector<Case> cases{{3, 9, 9, 8, 3, 1, 1, 1, 1, 0, 255},     {4, 10, 7, 6, 3, 2, 1, 1, 2, -128, 127},
+                                {8, 8, 8, 8, 3, 1, 1, 1, 8, 0, 15},      {5, 11, 11, 7, 5, 2, 2, 2, 1, -8, 7},
+                                {16, 6, 6, 32, 1, 1, 0, 1, 1, -128, 127}};
+  for (const Case& c : cases) {
+    Network net;
+    const int in = add_input(net, {c.c_in, c.h, c.w}, c.lo, c.hi);
+    ConvAttrs a;
+    a.kernel_h = a.kernel_w = c.k;
+    a.stride_h = a.stride_w = c.stride;
+    a.pad_top = a.pad_left = a.pad_bottom = a.pad_right = c.pad;
+    a.dil_h = a.dil_w = c.dil;
+    a.groups = c.groups;
+    a.weight.shape = {c.c_out, c.c_in / c.groups, c.k, c.k};
+    std::mt19937_64 rng(static_cast<uint64_t>(c.c_in * 31 + c.k));
+    std::uniform_int_distribution<int> wd(-128, 127), bd(-1000, 1000);
+    for (int64_t i = 0; i < c.c_out * (c.c_in / c.groups) * c.k * c.k; ++i) a.weight.data.push_back(static_cast<int8_t>(wd(rng)));
+    a.weight.scale = {1.0};
+    for (int64_t o = 0; o < c.c_out; ++o) a.bias.push_back(bd(rng));
+    const int64_t span = (c.k - 1) * c.dil + 1;
+    const int64_t oh = (c.h + 2 * c.pad - span) / c.stride + 1, ow = (c.w + 2 * c.pad - span) / c.stride + 1;
+    const int acc = add(net, OpKind::conv2d, "conv", {in}, value("acc", {c.c_out, oh, ow}, INT32_MIN, INT32_MAX), a);
+    MatmulAttrs m;
+    const int64_t features = c.c_out * oh * ow;
+    RequantizeAttrs r;  // back to 8 bits, then a matrix product
+    r.m0 = {1 << 30};
+    r.shift = {-10};
+    r.lo = c.lo;
+    r.hi = c.hi;
+    const int rq = add(net, OpKind::requantize, "rq", {acc}, value("rq", {c.c_out, oh, ow}, c.lo, c.hi), r);
+    const int flat = add(net, OpKind::reshape, "flat", {rq}, value("flat", {features}, c.lo, c.hi));
+    m.weight.shape = {10, features};
+    for (int64_t i = 0; i < 10 * features; ++i) m.weight.data.push_back(static_cast<int8_t>(wd(rng)));
+    m.weight.scale = {1.0};
+    m.bias.assign(10, 7);
+    net.output = add(net, OpKind::matmul, "fc", {flat}, value("logits", {10}, INT32_MIN, INT32_MAX), m);
+    const int64_t n = 5;
+    const std::vector<float> x = random_ints(static_cast<size_t>(n * c.c_in * c.h * c.w), c.lo, c.hi, 9);
+    Engine fast(net), ref(net);
+    ref.set_use_onednn(false);
+    fast.run(x.data(), n, true);
+    ref.run(x.data(), n, true);
+    EXPECT_EQ(fast.value(acc), ref.value(acc)) << "conv case c_in " << c.c_in << " groups " << c.groups;
+    EXPECT_EQ(fast.output(), ref.output()) << "matmul after case c_in " << c.c_in;
+  }
 }
