@@ -37,6 +37,17 @@ std::string number(double v) {
   return b;
 }
 
+int Lowerer::emit(intnet::OpKind op, const std::string& name, std::vector<int> inputs, intnet::Value y,
+                  intnet::Attrs attrs) {
+  intnet::Node n;
+  n.op = op;
+  n.name = name;
+  n.inputs = std::move(inputs);
+  n.output = out.net.add_value(std::move(y));
+  n.attrs = std::move(attrs);
+  return out.net.add_node(std::move(n));
+}
+
 std::vector<int64_t> Lowerer::sample_shape(int node) const {
   const auto& d = shapes.at(static_cast<size_t>(node)).dims();
   return std::vector<int64_t>(d.begin() + 1, d.end());
@@ -104,6 +115,20 @@ TargetGrid grid_of(Lowerer& L, int node, quant::Quantizer& q) {
                        ", which no requantization mode reproduces",
              "round half to even (the default), or round with floor and lower with --rounding floor");
   return t;
+}
+
+// A value on grid `t` with range [lo, hi].
+intnet::Value grid_value(const std::string& name, std::vector<int64_t> shape, const TargetGrid& t, int64_t lo, int64_t hi) {
+  intnet::Value y;
+  y.name = name;
+  y.shape = std::move(shape);
+  y.bits = t.bits;
+  y.is_signed = t.is_signed;
+  y.lo = lo;
+  y.hi = hi;
+  y.scale.assign(t.scale.begin(), t.scale.end());
+  y.zero_point = {static_cast<int32_t>(t.zero_point)};
+  return y;
 }
 
 // The integer the quantizer gives to the real value x on channel c (its own float arithmetic).
@@ -177,22 +202,7 @@ int requantize_to(Lowerer& L, int node, int src, const TargetGrid& t, float act_
   }
   a.lo = static_cast<int32_t>(lo);
   a.hi = static_cast<int32_t>(hi);
-  intnet::Value y;
-  y.name = name;
-  y.shape = x.shape;
-  y.bits = t.bits;
-  y.is_signed = t.is_signed;
-  y.lo = lo;
-  y.hi = hi;
-  y.scale.assign(t.scale.begin(), t.scale.end());
-  y.zero_point = {static_cast<int32_t>(t.zero_point)};
-  intnet::Node n;
-  n.op = intnet::OpKind::requantize;
-  n.name = name;
-  n.inputs = {in.value};
-  n.output = L.out.net.add_value(std::move(y));
-  n.attrs = std::move(a);
-  return L.out.net.add_node(std::move(n));
+  return L.emit(intnet::OpKind::requantize, name, {in.value}, grid_value(name, x.shape, t, lo, hi), std::move(a));
 }
 
 // relu / relu6 / hardtanh bounds in real numbers; false for other activations.
@@ -228,21 +238,12 @@ State lower_input_quant(Lowerer& L, int node, quant::QuantAct& qa, float lo, flo
   a.elem = t.elem;
   a.elem.in_lo = lo;
   a.elem.in_hi = hi;
-  intnet::Value y;
-  y.name = L.g.nodes()[static_cast<size_t>(node)].name;
-  y.shape = L.sample_shape(node);
-  y.bits = t.bits;
-  y.is_signed = t.is_signed;
-  y.lo = std::isfinite(lo) ? std::max<int64_t>(grid_level(t, 0, lo), static_cast<int64_t>(t.elem.qmin)) : static_cast<int64_t>(t.elem.qmin);
-  y.hi = std::isfinite(hi) ? std::min<int64_t>(grid_level(t, 0, hi), static_cast<int64_t>(t.elem.qmax)) : static_cast<int64_t>(t.elem.qmax);
-  y.scale = {t.scale[0]};
-  y.zero_point = {static_cast<int32_t>(t.zero_point)};
-  intnet::Node n;
-  n.op = intnet::OpKind::quantize;
-  n.name = y.name;
-  n.output = L.out.net.add_value(std::move(y));
-  n.attrs = a;
-  return integer_state(L.out.net.add_node(std::move(n)));
+  const int64_t qmin = static_cast<int64_t>(t.elem.qmin), qmax = static_cast<int64_t>(t.elem.qmax);
+  const int64_t y_lo = std::isfinite(lo) ? std::max<int64_t>(grid_level(t, 0, lo), qmin) : qmin;
+  const int64_t y_hi = std::isfinite(hi) ? std::min<int64_t>(grid_level(t, 0, hi), qmax) : qmax;
+  const std::string& name = L.g.nodes()[static_cast<size_t>(node)].name;
+  return integer_state(
+      L.emit(intnet::OpKind::quantize, name, {}, grid_value(name, L.sample_shape(node), t, y_lo, y_hi), a));
 }
 
 // Any activation + quantizer on a small per-tensor integer input: a table of the fake-quant
@@ -266,28 +267,14 @@ State lower_lut(Lowerer& L, int node, quant::QuantAct& qa, const State& in) {
   const std::vector<float> ys = floats_of(qa.forward(Variable(xs)).data());
   intnet::LutAttrs a;
   a.in_lo = static_cast<int32_t>(x.lo);
-  intnet::Value y;
-  y.name = name;
-  y.shape = x.shape;
-  y.bits = t.bits;
-  y.is_signed = t.is_signed;
-  y.lo = INT32_MAX;
-  y.hi = INT32_MIN;
+  int64_t lo = INT32_MAX, hi = INT32_MIN;
   for (float v : ys) {
     const int32_t q = static_cast<int32_t>(std::nearbyint(v / t.scale[0] + t.zero_point));
     a.table.push_back(q);
-    y.lo = std::min<int64_t>(y.lo, q);
-    y.hi = std::max<int64_t>(y.hi, q);
+    lo = std::min<int64_t>(lo, q);
+    hi = std::max<int64_t>(hi, q);
   }
-  y.scale = {t.scale[0]};
-  y.zero_point = {static_cast<int32_t>(t.zero_point)};
-  intnet::Node n;
-  n.op = intnet::OpKind::lut;
-  n.name = name;
-  n.inputs = {in.value};
-  n.output = L.out.net.add_value(std::move(y));
-  n.attrs = std::move(a);
-  return integer_state(L.out.net.add_node(std::move(n)));
+  return integer_state(L.emit(intnet::OpKind::lut, name, {in.value}, grid_value(name, x.shape, t, lo, hi), std::move(a)));
 }
 
 // A binary activation quantizer (y = s * (x >= 0 ? 1 : -1)) after an accumulator or an integer
@@ -331,22 +318,11 @@ State lower_binary_act(Lowerer& L, int node, quant::QuantAct& qa, float lo, floa
       L.refuse(node, "the accumulator of " + x.name + " is read by two quantizers", "let one quantizer read it");
     in.consumed = true;
   }
-  intnet::Value y;
-  y.name = gn.name;
-  y.shape = x.shape;
-  y.bits = 1;  // bipolar: -1 / +1
-  y.is_signed = true;
-  y.lo = -1;
-  y.hi = 1;
-  y.scale = {s[0]};
-  y.zero_point = {0};
-  intnet::Node n;
-  n.op = intnet::OpKind::threshold;
-  n.name = gn.name;
-  n.inputs = {in.value};
-  n.output = L.out.net.add_value(std::move(y));
-  n.attrs = std::move(a);
-  return integer_state(L.out.net.add_node(std::move(n)));
+  TargetGrid bipolar;  // -1 / +1 on scale s
+  bipolar.scale = {s[0]};
+  bipolar.bits = 1;
+  return integer_state(
+      L.emit(intnet::OpKind::threshold, gn.name, {in.value}, grid_value(gn.name, x.shape, bipolar, -1, 1), std::move(a)));
 }
 
 State lower_quant_act(Lowerer& L, int node, quant::QuantAct& qa) {

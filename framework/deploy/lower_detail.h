@@ -32,6 +32,9 @@ struct Lowerer {
   // Throws "cannot lower MODEL to integers: layer NAME (TYPE): WHY. Fix: FIX".
   [[noreturn]] void refuse(int node, const std::string& why, const std::string& fix) const;
   const State& input_state(int node, size_t k) const;
+  // Appends a node writing the new value `y`; returns y's id.
+  int emit(intnet::OpKind op, const std::string& name, std::vector<int> inputs, intnet::Value y,
+           intnet::Attrs attrs = intnet::NoAttrs{});
   std::vector<int64_t> sample_shape(int node) const;  // output shape without N
 };
 

@@ -27,17 +27,6 @@ State integer_state(int value) {
   return s;
 }
 
-int add_node(Lowerer& L, intnet::OpKind op, const std::string& name, std::vector<int> inputs, intnet::Value y,
-             intnet::Attrs attrs = intnet::NoAttrs{}) {
-  intnet::Node n;
-  n.op = op;
-  n.name = name;
-  n.inputs = std::move(inputs);
-  n.output = L.out.net.add_value(std::move(y));
-  n.attrs = std::move(attrs);
-  return L.out.net.add_node(std::move(n));
-}
-
 // A value like `x` (grid and range) with another name and shape.
 intnet::Value like(const intnet::Value& x, const std::string& name, std::vector<int64_t> shape) {
   intnet::Value y = x;
@@ -124,7 +113,7 @@ State lower_avg_pool(Lowerer& L, int node, nn::Pool2d& pool, const State& in, co
   }
   for (double& s : y.scale)  // the sum's scale, rounded to float32 as the fake-quant model rounds it
     s = static_cast<double>(static_cast<float>(s / static_cast<double>(k2))) * factor;
-  return integer_state(add_node(L, intnet::OpKind::avg_pool, name, {in.value}, std::move(y), a));
+  return integer_state(L.emit(intnet::OpKind::avg_pool, name, {in.value}, std::move(y), a));
 }
 
 State lower_flatten(Lowerer& L, int node, const State& in) {
@@ -144,7 +133,7 @@ State lower_flatten(Lowerer& L, int node, const State& in) {
   };
   expand(y.scale);
   expand(y.zero_point);
-  return integer_state(add_node(L, intnet::OpKind::reshape, name, {in.value}, std::move(y)));
+  return integer_state(L.emit(intnet::OpKind::reshape, name, {in.value}, std::move(y)));
 }
 
 // A float relu on an integer grid: max(q, zp), as a requantization by exactly 1.
@@ -164,7 +153,7 @@ State lower_relu(Lowerer& L, int node, const State& in) {
   y.lo = std::max<int64_t>(x.lo, x.zero_point[0]);
   a.lo = static_cast<int32_t>(y.lo);
   a.hi = static_cast<int32_t>(y.hi);
-  return integer_state(add_node(L, intnet::OpKind::requantize, name, {in.value}, std::move(y), a));
+  return integer_state(L.emit(intnet::OpKind::requantize, name, {in.value}, std::move(y), a));
 }
 
 // Inputs of a float add / concat: integers on one per-tensor grid already.
@@ -195,7 +184,7 @@ State lower_merge(Lowerer& L, int node, bool is_add) {
       y.hi = std::max(y.hi, L.out.net.value(v).hi);
     }
   }
-  return integer_state(add_node(L, is_add ? intnet::OpKind::add : intnet::OpKind::concat, gn.name, ins, std::move(y)));
+  return integer_state(L.emit(is_add ? intnet::OpKind::add : intnet::OpKind::concat, gn.name, ins, std::move(y)));
 }
 
 // QuantEltwiseAdd / QuantCat: every input requantized to the shared quantizer's grid first.
@@ -213,7 +202,7 @@ State lower_shared(Lowerer& L, int node, quant::QuantShared& qs) {
   if (qs.is_add() && x0.zero_point[0] != 0)
     L.refuse(node, "the quantizer shared by its inputs has a zero point", "use a symmetric shared quantizer");
   intnet::Value y = like(x0, gn.name, L.sample_shape(node));
-  return integer_state(add_node(L, qs.is_add() ? intnet::OpKind::add : intnet::OpKind::concat, gn.name, ins, std::move(y)));
+  return integer_state(L.emit(qs.is_add() ? intnet::OpKind::add : intnet::OpKind::concat, gn.name, ins, std::move(y)));
 }
 
 }  // namespace
@@ -245,7 +234,7 @@ State detail::lower_node(Lowerer& L, int node) {
                           (in.kind == State::Kind::none ? " (" + in.why + ")" : ""));
       const intnet::Value x = L.out.net.value(in.value);
       intnet::PoolAttrs a = pool_attrs(static_cast<nn::Pool2d&>(m), x);
-      return integer_state(add_node(L, intnet::OpKind::max_pool, name, {in.value}, like(x, name, L.sample_shape(node)), a));
+      return integer_state(L.emit(intnet::OpKind::max_pool, name, {in.value}, like(x, name, L.sample_shape(node)), a));
     }
     case nn::Lowering::avg_pool:
       if (auto* qp = dynamic_cast<quant::QuantAvgPool*>(&m)) return lower_avg_pool(L, node, qp->pool(), in, qp);

@@ -51,7 +51,7 @@ int Graph::find(const std::string& name) const {
   return -1;
 }
 
-Variable Graph::forward(const Variable& x) {
+std::vector<Variable> Graph::run(const Variable& x, bool keep_all) {
   LB_CHECK(!nodes_.empty(), "graph: forward of an empty model");
   std::vector<Variable> outs(nodes_.size());
   std::vector<Variable> args;
@@ -60,25 +60,17 @@ Variable Graph::forward(const Variable& x) {
     args.clear();
     for (int i : n.inputs) args.push_back(i < 0 ? x : outs[i]);
     outs[k] = n.module->multi_input() ? n.module->forward_multi(args) : n.module->forward(args[0]);
+    if (keep_all) continue;
     // Drop outputs nobody reads any more (the autograd graph keeps what backward needs).
     for (int i : n.inputs)
       if (i >= 0 && last_use_[i] == static_cast<int>(k)) outs[i] = Variable();
   }
-  return outs.back();
-}
-
-std::vector<Variable> Graph::forward_all(const Variable& x) {
-  LB_CHECK(!nodes_.empty(), "graph: forward of an empty model");
-  std::vector<Variable> outs(nodes_.size());
-  std::vector<Variable> args;
-  for (size_t k = 0; k < nodes_.size(); ++k) {
-    const GraphNode& n = nodes_[k];
-    args.clear();
-    for (int i : n.inputs) args.push_back(i < 0 ? x : outs[i]);
-    outs[k] = n.module->multi_input() ? n.module->forward_multi(args) : n.module->forward(args[0]);
-  }
   return outs;
 }
+
+Variable Graph::forward(const Variable& x) { return run(x, false).back(); }
+
+std::vector<Variable> Graph::forward_all(const Variable& x) { return run(x, true); }
 
 std::vector<Shape> Graph::node_shapes(const Shape& input) const {
   std::vector<Shape> shapes;

@@ -39,6 +39,7 @@ class Graph : public Module {
   std::vector<Shape> node_shapes(const Shape& input) const;
 
  private:
+  std::vector<Variable> run(const Variable& x, bool keep_all);
   std::vector<GraphNode> nodes_;
   std::vector<int> last_use_;  // last node that reads each node's output (free after it)
 };
