@@ -18,6 +18,7 @@ struct State {
   std::vector<double> a, b;
   int producer = -1;          // affine: index in net.nodes of the conv / matmul writing the accumulator
   bool consumed = false;      // affine: a requantization has read it (its bias is final)
+  bool rounded_bias = false;  // affine: b holds a float bias or a batch-norm shift (rounded when folded)
   std::string why;            // none: why the output has no integer form
 };
 

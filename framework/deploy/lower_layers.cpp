@@ -53,6 +53,7 @@ State lower_batch_norm(Lowerer& L, int node, nn::BatchNorm2d& bn, const State& i
     if (n == "running_var") var = *t;
   }
   State s = in;
+  s.rounded_bias = true;
   for (size_t c = 0; c < s.a.size(); ++c) {
     const int64_t i = static_cast<int64_t>(c);
     const double v = tensor_at(var, i);

@@ -72,6 +72,9 @@ void fold_pending_bias(Lowerer& L, int node, State& s) {
   if (auto* c = std::get_if<intnet::ConvAttrs>(&p.attrs)) bias = &c->bias;
   if (auto* m = std::get_if<intnet::MatmulAttrs>(&p.attrs)) bias = &m->bias;
   LB_CHECK(bias, "lowering: the accumulator of ", p.name, " has no bias to fold into");
+  if (s.rounded_bias)
+    L.out.notes.push_back(p.name + ": a float bias or batch-norm shift is rounded to the int32 accumulator grid " +
+                          "(exact with Int32Bias and quant.bn_fold)");
   for (size_t c = 0; c < s.b.size(); ++c) {
     const double q = std::nearbyint(s.b[c] / s.a[c]) + (*bias)[c];
     if (!(std::fabs(q) < 2147483647.0))
@@ -124,8 +127,7 @@ State lower_weight_layer(Lowerer& L, int node, quant::QuantWeightLayer& layer, c
     } else {
       const std::vector<float> bf = floats_of(bq ? bq->forward(b).data() : b.data());
       for (int64_t c = 0; c < cout; ++c) s.b[c] = bf[c];
-      L.out.notes.push_back(name + ": the " + std::string(bq ? "internally scaled" : "float") +
-                            " bias is rounded to int32 on the accumulator grid (Int32Bias trains with that rounding)");
+      s.rounded_bias = true;
     }
   }
 

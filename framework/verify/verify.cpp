@@ -227,6 +227,12 @@ std::string format_report(const IntegerModel& m, const VerifyResult& r) {
     os << "first divergence: layer " << a.name << " (" << a.op << "), image " << a.first_image << ", element "
        << position(m.lowered.net.value(a.value).shape, a.first_element) << ": integer " << a.engine_int
        << ", fake-quant " << a.fake_quant_int << "\n";
+    if (a.op == "requantize" && m.lowered.net.rounding == intnet::RequantRounding::tflm)
+      os << "note: TFLM's double rounding rounds x * M twice (docs/integer-network.md); --rounding single rounds "
+            "once, as the fake-quant model does\n";
+    if (a.op == "requantize" && !m.lowered.notes.empty())
+      os << "note: " << m.lowered.notes.size() << " approximation(s) of the lowering above (float biases or batch norm "
+            "shifts rounded to int32): Int32Bias and quant.bn_fold make them exact\n";
   }
   return os.str();
 }
