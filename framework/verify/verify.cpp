@@ -159,6 +159,9 @@ void Comparison::add_batch(const Tensor& x, const Tensor& labels) {
     int64_t best_int = 0;
     for (int64_t c = 1; c < classes; ++c)
       if (real[static_cast<size_t>(c)] > real[static_cast<size_t>(best_int)]) best_int = c;
+    int64_t at_top = 0;  // ties: the first class wins, as on a device
+    for (int64_t c = 0; c < classes; ++c) at_top += real[static_cast<size_t>(c)] == real[static_cast<size_t>(best_int)];
+    r_.integer_ties += at_top > 1;
     const int64_t best_fq = argmax_row(fq_logits_.f32() + i * classes, classes);
     r_.top1_agree += best_int == best_fq;
     if (y) {
@@ -220,6 +223,9 @@ std::string format_report(const IntegerModel& m, const VerifyResult& r) {
                   static_cast<long long>(a.total), a.fraction(), static_cast<long long>(a.max_diff));
     os << line;
   }
+  if (r.integer_ties > 0)
+    os << "top-1 ties: " << r.integer_ties << " image(s) whose largest integer logit is shared by two classes or more "
+       << "(the first wins, as on a device; binary networks tie often)\n";
   if (r.first_divergence < 0) {
     os << "every compared integer is identical\n";
   } else {

@@ -30,6 +30,7 @@ struct VerifyResult {
   std::vector<LayerAgreement> layers;  // in network order
   int64_t images = 0;
   int64_t top1_agree = 0;              // images whose fake-quant and integer top-1 classes match
+  int64_t integer_ties = 0;            // images whose largest integer logit is shared by two classes or more
   int64_t fake_quant_correct = 0, integer_correct = 0;
   // Index into `layers` of the first layer (network order) whose integers differ; -1: none.
   int first_divergence = -1;
