@@ -8,8 +8,8 @@
 #        REPEAT=1: with N > 1 every measurement alternates lowbit and PyTorch N times and the line gives
 #        the medians (img/s) and the largest RSS, for noisy machines)
 # Inference (MODES containing int8, the default; INT8_MODELS="lenet5 resnet8"): Lowbit's integer
-# engine on the lowered model (bench/recipes/int8.yaml) against PyTorch's int8 engine (FX convert,
-# fbgemm) at the same batch and threads, plus Lowbit's float inference:
+# engine on the lowered model (bench/recipes/int8.yaml) against PyTorch's int8 engine (FX convert;
+# fbgemm, or onednn in Debian's torch) at the same batch and threads, plus Lowbit's float inference:
 #   model=NAME mode=int8 lowbit=IMG_S torch=IMG_S ratio=R lowbit_float=IMG_S int_vs_float=R
 set -euo pipefail
 cd "$(dirname "$0")/.."

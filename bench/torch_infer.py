@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """PyTorch side of the inference benchmark: the twin of a zoo model (tools/torch_models.py)
-converted to PyTorch's int8 engine (torch.ao.quantization FX graph mode, fbgemm: eager mode
-cannot convert the residual adds of resnet8 without editing the model), calibrated on the same
-kind of random batch, timed at the same batch size and thread count as lowbit-bench-infer.
-Prints: model=NAME img_s=X batch=B threads=T"""
+converted to PyTorch's int8 engine (torch.ao.quantization FX graph mode: eager mode cannot convert
+the residual adds of resnet8 without editing the model), calibrated on the same kind of random
+batch, timed at the same batch size and thread count as lowbit-bench-infer. The quantized engine
+is fbgemm where the build has it, else onednn (Debian's torch 1.13 has onednn and qnnpack only).
+Prints: model=NAME img_s=X batch=B threads=T engine=E"""
 import argparse
 import os
 import sys
@@ -30,12 +31,16 @@ p.add_argument('--threads', type=int, default=2)
 p.add_argument('--input', required=True, help='C,H,W')
 a = p.parse_args()
 torch.set_num_threads(a.threads)
-torch.backends.quantized.engine = 'fbgemm'
+engines = torch.backends.quantized.supported_engines
+engine = next((e for e in ('fbgemm', 'x86', 'onednn', 'qnnpack') if e in engines), None)
+if engine is None:
+    sys.exit(f'bench/torch_infer.py: no quantized engine in this PyTorch ({engines})')
+torch.backends.quantized.engine = engine
 params = {k: float(v) for k, v in (s.split('=', 1) for s in a.param)}
 model = torch_models.build(a.model, **params).eval()
 c, h, w = (int(v) for v in a.input.split(','))
 x = torch.randn(a.batch, c, h, w, generator=torch.Generator().manual_seed(7))
-qconfig = tq.get_default_qconfig_mapping('fbgemm')
+qconfig = tq.get_default_qconfig_mapping(engine)
 prepared = prepare_fx(model, qconfig, example_inputs=(x[:2],))
 with torch.no_grad():
     for _ in range(3):
@@ -47,4 +52,4 @@ with torch.no_grad():
     for _ in range(a.iters):
         qmodel(x)
     sec = time.perf_counter() - t0
-print(f'model={a.model} img_s={a.batch * a.iters / sec:.1f} batch={a.batch} threads={a.threads}')
+print(f'model={a.model} img_s={a.batch * a.iters / sec:.1f} batch={a.batch} threads={a.threads} engine={engine}')

@@ -67,16 +67,27 @@ void matmul_sample(const MatmulAttrs& a, const int32_t* x, int32_t* y) {
   }
 }
 
+// One channel's run of `count` elements, the rounding mode fixed at compile time.
+template <RequantRounding R>
+void requantize_run(const RequantizeAttrs& a, int32_t m0, int shift, const int32_t* x, int32_t* y, int64_t count) {
+  const int32_t lo = a.lo, hi = a.hi;
+  for (int64_t i = 0; i < count; ++i) {
+    const int64_t v = static_cast<int64_t>(kernels::requantize(x[i] - a.input_zero_point, m0, shift, R)) + a.output_zero_point;
+    y[i] = static_cast<int32_t>(v < lo ? lo : (v > hi ? hi : v));
+  }
+}
+
 void requantize_sample(const RequantizeAttrs& a, RequantRounding r, const Value& out, const int32_t* x, int32_t* y) {
   const int64_t channels = out.shape.empty() ? 1 : out.shape[0];
   const int64_t inner = out.numel() / channels;
   for (int64_t c = 0; c < channels; ++c) {
     const size_t k = a.m0.size() == 1 ? 0 : static_cast<size_t>(c);
-    const int32_t m0 = a.m0[k];
-    const int shift = a.shift[k];
-    for (int64_t i = c * inner; i < (c + 1) * inner; ++i) {
-      const int32_t v = kernels::requantize(x[i] - a.input_zero_point, m0, shift, r);
-      y[i] = clamp32(static_cast<int64_t>(v) + a.output_zero_point, a.lo, a.hi);
+    const int32_t* xc = x + c * inner;
+    int32_t* yc = y + c * inner;
+    switch (r) {
+      case RequantRounding::tflm: requantize_run<RequantRounding::tflm>(a, a.m0[k], a.shift[k], xc, yc, inner); break;
+      case RequantRounding::single: requantize_run<RequantRounding::single>(a, a.m0[k], a.shift[k], xc, yc, inner); break;
+      case RequantRounding::floor: requantize_run<RequantRounding::floor>(a, a.m0[k], a.shift[k], xc, yc, inner); break;
     }
   }
 }
@@ -183,19 +194,18 @@ const std::vector<int32_t>& Engine::value(int id) const {
 void Engine::run(const float* input, int64_t n, bool keep_all) {
   LB_CHECK(n >= 0, "integer engine: negative batch");
   n_ = n;
-  buffers_.assign(net_.values.size(), {});
+  buffers_.resize(net_.values.size());  // kept from run to run: no allocation once warm
   alive_.assign(net_.values.size(), false);
   for (size_t k = 0; k < net_.nodes.size(); ++k) {
     const Node& node = net_.nodes[k];
-    buffers_[static_cast<size_t>(node.output)].assign(static_cast<size_t>(n * net_.value(node.output).numel()), 0);
+    std::vector<int32_t>& out = buffers_[static_cast<size_t>(node.output)];
+    out.resize(static_cast<size_t>(n * net_.value(node.output).numel()));
+    if (node.op == OpKind::add) std::fill(out.begin(), out.end(), 0);  // the only op that accumulates into its output
     alive_[static_cast<size_t>(node.output)] = true;
     if (!((node.op == OpKind::conv2d || node.op == OpKind::matmul) && run_int8(k, node))) run_node(node, input);
     if (keep_all) continue;
-    for (int i : node.inputs)
-      if (last_use_[static_cast<size_t>(i)] == static_cast<int>(k) && i != net_.output) {
-        std::vector<int32_t>().swap(buffers_[static_cast<size_t>(i)]);
-        alive_[static_cast<size_t>(i)] = false;
-      }
+    for (int i : node.inputs)  // no longer readable (the memory stays for the next run)
+      if (last_use_[static_cast<size_t>(i)] == static_cast<int>(k) && i != net_.output) alive_[static_cast<size_t>(i)] = false;
   }
 }
 

@@ -27,7 +27,7 @@ class Engine {
 
   // Runs `n` samples of the float input, laid out (n, input_shape...) row-major. With
   // `keep_all`, every value's integers stay available afterwards (per-layer comparison);
-  // otherwise intermediate values are freed once no later node reads them.
+  // otherwise only the output is (the buffers are kept for the next run).
   void run(const float* input, int64_t n, bool keep_all = false);
 
   int64_t batch() const { return n_; }
