@@ -13,7 +13,7 @@ expect quantize_w4a4 0 "wrote $T/q.yaml" "249840 weight bits" -- \
   quantize models/lenet5.yaml configs/lenet5_fmnist_w4a4.yaml -o "$T/q.yaml"
 for pat in "^weight_bits: 249840" "name: conv2" "type: quant_conv2d" "preset: Int8WeightPerChannelFloat" \
            "int_range: \[-7, 7\]" "int_range: \[-127, 127\]" "int_range: \[0, 15\]" "preset: Uint8ActPerTensorFloat" \
-           "percentile: 99.999" "bias_quant: float" "output_shape: \[16, 10, 10\]" "float: \{type: linear, out_features: 120\}"; do
+           "percentile: 99.999" "preset: Int32Bias" "output_shape: \[16, 10, 10\]" "float: \{type: linear, out_features: 120\}"; do
   if grep -qE -- "$pat" "$T/q.yaml"; then passes=$((passes + 1)); else echo "FAIL quantize_w4a4: q.yaml lacks /$pat/"; fails=$((fails + 1)); fi
 done
 # A bare recipe file (the quant: map itself) with Int32Bias, shared adds and BN folding, to stdout.
@@ -51,7 +51,7 @@ source "$(dirname "$0")/needs.bash"
 if have_fmnist_for "training and calibration cases"; then
   small=(data.train_limit=512 data.test_limit=200 train.epochs=1 train.batch_size=64)
   # NaN/Inf guard: an absurd learning rate stops the run at once, naming step, layer and quantizer.
-  expect nan_guard 1 "training diverged at epoch 1, step [0-9]+" "layer [a-z0-9_]+" "quantizer [a-z0-9_]+\.(weight|act)_quant" -- \
+  expect nan_guard 1 "training diverged at epoch 1, step [0-9]+" "layer [a-z0-9_]+" "quantizer [a-z0-9_]+\.(weight|act|bias)_quant" -- \
     train configs/lenet5_fmnist_w4a4.yaml -q -o "$T/nan" "${small[@]}" optimizer.lr=1e38 optimizer.momentum=0
   # Learned bit widths: the run ends with its weight-bit count.
   expect learned_bits_train 0 "test_acc=" -- \
