@@ -99,6 +99,11 @@ def read_weights(path):
     return out
 
 
+def is_quant_state(name):
+    """Lowbit's quantization state: a path part ending in _quant, or the batch-norm folding flag."""
+    return any(p.endswith("_quant") or p == "bn_folded" for p in name.split("."))
+
+
 def load_into(model, arrays, source):
     """load_state_dict(strict=True) after matching Lowbit's dtype/shape conventions."""
     import numpy as np
@@ -106,7 +111,15 @@ def load_into(model, arrays, source):
 
     ref = model.state_dict()
     sd = {}
+    # Quantizer state of a QAT checkpoint (exported with --with-quant-state, or the checkpoint
+    # itself): the twin is the float model, so it has no place for it.
+    quant = sorted(k for k in arrays if k not in ref and is_quant_state(k))
+    if quant:
+        print(f"h5_to_torch.py: skipped {len(quant)} quantizer tensors of {source} ({quant[0]}, ...): "
+              "the twin is the float model")
     for k, a in arrays.items():
+        if k in quant:
+            continue
         t = torch.from_numpy(np.array(a))
         r = ref.get(k)
         if r is not None:

@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include <yaml-cpp/yaml.h>
+
 #include "core/error.h"
 #include "persist/checkpoint.h"
 #include "io/h5_file.h"
@@ -21,14 +23,36 @@ bool is_counter(const std::string& name, const Tensor& t) {
 
 }  // namespace
 
-TorchExportResult export_torch_h5(const std::string& checkpoint, const std::string& out) {
-  read_checkpoint_info(checkpoint);  // format name and version
+bool is_quant_state(const std::string& name) {
+  size_t start = 0;
+  while (start <= name.size()) {
+    size_t dot = name.find('.', start);
+    if (dot == std::string::npos) dot = name.size();
+    const std::string part = name.substr(start, dot - start);
+    if (part == "bn_folded" || (part.size() > 6 && part.compare(part.size() - 6, 6, "_quant") == 0)) return true;
+    start = dot + 1;
+  }
+  return false;
+}
+
+TorchExportResult export_torch_h5(const std::string& checkpoint, const std::string& out, bool with_quant_state) {
+  const CheckpointParts info = read_checkpoint_info(checkpoint);  // format name and version
+  // Only a quantization-aware run has quantizer state (a float model may name a layer "x_quant").
+  const YAML::Node quant = YAML::Load(info.config_yaml.empty() ? std::string("{}") : info.config_yaml)["quant"];
+  if (!quant || !quant.IsMap() || quant.size() == 0) with_quant_state = true;
   TorchExportResult res;
   std::vector<std::pair<std::string, Tensor>> tensors;
   {
     H5Reader r(checkpoint);
     for (const auto& p : r.datasets())
-      if (p.compare(0, 7, "/model/") == 0) tensors.emplace_back(H5Reader::dotted(p.substr(6)), r.read_tensor(p));
+      if (p.compare(0, 7, "/model/") == 0) {
+        const std::string name = H5Reader::dotted(p.substr(6));
+        if (!with_quant_state && is_quant_state(name)) {
+          res.skipped.push_back(name);
+          continue;
+        }
+        tensors.emplace_back(name, r.read_tensor(p));
+      }
   }
   LB_CHECK(!tensors.empty(), checkpoint, ": the checkpoint holds no model tensors");
 

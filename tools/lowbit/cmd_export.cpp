@@ -27,7 +27,9 @@ Writes the weights of a Lowbit checkpoint (a run folder: its best.h5, else last.
 
 formats:
   torch-h5   a PyTorch state dict in HDF5: flat dotted names (conv1.weight), PyTorch layouts,
-             num_batches_tracked as 0-d int64; load it with tools/h5_to_torch.py
+             num_batches_tracked as 0-d int64; load it with tools/h5_to_torch.py. Of a
+             quantization-aware run it writes the float weights (the twin is a float model);
+             --with-quant-state adds the quantizers' tensors (conv1.weight_quant.value, ...)
 )";
 
 const char* kExportExamples = R"(
@@ -36,10 +38,14 @@ examples:
   /usr/bin/python3 tools/h5_to_torch.py lenet5_state.h5 --model lenet5 --save lenet5.pt
 )";
 
-int export_torch(const std::string& weights, const std::string& out) {
-  const persist::TorchExportResult r = persist::export_torch_h5(weights, out);
+int export_torch(const std::string& weights, const std::string& out, bool with_quant_state) {
+  const persist::TorchExportResult r = persist::export_torch_h5(weights, out, with_quant_state);
   std::printf("wrote %s: %zu tensors from %s (%lld num_batches_tracked as int64)\n", out.c_str(), r.names.size(),
               weights.c_str(), static_cast<long long>(r.int64_scalars));
+  if (!r.skipped.empty())
+    std::printf("left out %zu quantizer tensors (%s, ...): the float weights load into the PyTorch twin; "
+                "--with-quant-state keeps them\n",
+                r.skipped.size(), r.skipped[0].c_str());
   return 0;
 }
 
@@ -47,10 +53,13 @@ int export_torch(const std::string& weights, const std::string& out) {
 
 int cmd_export(const std::vector<std::string>& args) {
   std::string format, weights, out;
+  bool with_quant_state = false;
   po::options_description opts("lowbit export options");
   opts.add_options()("help,h", "show this help")("weights,w", po::value(&weights),
                                                  "checkpoint file, or a run folder (its best.h5, else last.h5)")(
-      "out,o", po::value(&out), "file to write");
+      "out,o", po::value(&out), "file to write")(
+      "with-quant-state", po::bool_switch(&with_quant_state),
+      "torch-h5 of a QAT run: also write the quantizers' tensors (learned scales, statistics)");
   po::variables_map vm;
   std::vector<std::string> positional;
   if (!parse_command_line(args, "export", opts, vm, positional)) return 2;
@@ -75,7 +84,7 @@ int cmd_export(const std::vector<std::string>& args) {
   }
   const std::string ckpt = weights_file(weights);
   switch (*fmt) {
-    case ExportFormat::torch_h5: return export_torch(ckpt, out);
+    case ExportFormat::torch_h5: return export_torch(ckpt, out, with_quant_state);
   }
   return 2;
 }
