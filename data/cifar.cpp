@@ -9,7 +9,9 @@ namespace lowbit::data {
 namespace {
 
 constexpr const char* kCifarHint =
-    "CIFAR-10 is the binary version (cifar-10-batches-bin: data_batch_1.bin ... test_batch.bin); set data.path to its folder";
+    "CIFAR-10 is read in its binary version (cifar-10-batches-bin: data_batch_1.bin ... test_batch.bin), which Debian "
+    "does not package: get cifar-10-binary.tar.gz from the CIFAR-10 page, extract it, and set data.path to its "
+    "cifar-10-batches-bin folder";
 constexpr int64_t kImageBytes = kCifarRecordBytes - 1;
 
 }  // namespace

@@ -18,7 +18,7 @@ deploy:
   target: none        # none | integer: `lowbit train` checks before step 1 that the recipe lowers to integers
 data:
   dataset: fashion_mnist   # fashion_mnist | cifar10
-  path: /usr/share/datasets/fashion-mnist
+  path: ""            # "" = the dataset's own: fashion_mnist /usr/share/datasets/fashion-mnist, cifar10 data/cifar-10-batches-bin
   mean: [0.0]         # per-channel normalization after scaling pixels to [0, 1]
   std: [1.0]
   random_crop: 0      # random crop size with zero padding (0 = off)
@@ -222,6 +222,10 @@ static RunConfig parse_run_config(const YAML::Node& user, const std::string& pat
   c.data.dataset = parse_enum<DatasetKind>(at("data.dataset"), src, "data.dataset",
                                            {{"fashion_mnist", DatasetKind::fashion_mnist}, {"cifar10", DatasetKind::cifar10}});
   c.data.path = yaml_string(at("data.path"), src, "data.path");
+  if (c.data.path.empty()) {  // each dataset its own default, recorded in the resolved config
+    c.data.path = c.data.dataset == DatasetKind::cifar10 ? "data/cifar-10-batches-bin" : "/usr/share/datasets/fashion-mnist";
+    lookup(root, {"data"})["path"] = c.data.path;
+  }
   for (double v : yaml_numbers(at("data.mean"), src, "data.mean")) c.data.mean.push_back(static_cast<float>(v));
   for (double v : yaml_numbers(at("data.std"), src, "data.std")) {
     LB_CHECK(v > 0, src.where(at("data.std"), "data.std"), ": data.std values must be positive, got ", v);

@@ -16,6 +16,9 @@ base=(
 # 1. Missing data set folder.
 cfg "${base[@]}"
 expect missing_dataset 1 "cannot open" "tests/cli/none" "dataset-fashion-mnist|data.path" -- train "$T/c.yaml" -q
+# Each dataset has its own default folder, and the message says where its files come from.
+expect cifar_default_path 1 "data/cifar-10-batches-bin/data_batch_1.bin" "Debian does not package" "set data.path" -- \
+  train configs/lenet5_fmnist_fp32.yaml data.dataset=cifar10 --out "$T/cifar" -q
 
 # 2. Wrong-magic and truncated IDX files.
 mkdir -p "$T/bad"
