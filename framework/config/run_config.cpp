@@ -65,6 +65,18 @@ std::vector<std::string> child_keys(const YAML::Node& n) {
   return ks;
 }
 
+// Keys named `leaf` in other sections of the defaults ("data.train_limit" for "train_limit" asked
+// under "train"), comma-separated; "" when none.
+std::string same_key_elsewhere(const YAML::Node& defaults, const std::string& leaf, const std::string& section) {
+  std::string out;
+  for (auto it = defaults.begin(); it != defaults.end(); ++it) {
+    const std::string sec = it->first.as<std::string>();
+    if (sec == section || !it->second.IsMap() || is_free_map(sec)) continue;
+    if (it->second[leaf]) out += (out.empty() ? "" : ", ") + sec + "." + leaf;
+  }
+  return out;
+}
+
 // Copies user values into `out` (a clone of the defaults), checking every key exists there.
 void merge_checked(YAML::Node out, const YAML::Node& user, const YamlSource& src, const std::string& prefix) {
   LB_CHECK(user.IsMap(), src.where(user, prefix.empty() ? "config" : prefix), ": ",
@@ -74,7 +86,9 @@ void merge_checked(YAML::Node out, const YAML::Node& user, const YamlSource& src
     const std::string key = prefix.empty() ? k : prefix + "." + k;
     const std::vector<std::string> known = child_keys(out);
     if (std::find(known.begin(), known.end(), k) == known.end()) {
-      LB_FAIL(src.where(it->first, key), ": unknown config key '", key, "' (valid keys here: ",
+      const std::string elsewhere = same_key_elsewhere(YAML::Load(kRunConfigDefaults), k, prefix);
+      LB_FAIL(src.where(it->first, key), ": unknown config key '", key, "'",
+              elsewhere.empty() ? std::string("") : ": did you mean " + elsewhere + "?", " (valid keys here: ",
               closest_names(k, known), "; `lowbit train --help-config` lists all)");
     }
     YAML::Node def = out[k];
@@ -114,7 +128,9 @@ void apply_override(YAML::Node root, const YAML::Node& defaults, const std::stri
     if (is_free_map(walked)) { in_free_map = true; break; }
     std::vector<std::string> ks = d.IsMap() ? child_keys(d) : std::vector<std::string>{};
     if (std::find(ks.begin(), ks.end(), parts[i]) == ks.end()) {
+      const std::string elsewhere = same_key_elsewhere(defaults, parts[i], walked);
       LB_FAIL("override '", text, "': config key '", key, "' does not exist",
+              elsewhere.empty() ? std::string("") : ": did you mean " + elsewhere + "?",
               ks.empty() ? std::string("") : " (closest under '" + (walked.empty() ? std::string("<top>") : walked) +
                                                  "': " + closest_names(parts[i], ks) + ")");
     }

@@ -69,9 +69,30 @@ std::vector<double> yaml_numbers(const YAML::Node& n, const YamlSource& src, con
 }
 
 
+namespace {
+
+// Whether `abbrev` is an abbreviation of `name`: the same first letter, then its letters in order
+// ("lr" of "learning_rate", "bs" of "batch_size").
+bool abbreviates(const std::string& abbrev, const std::string& name) {
+  if (abbrev.empty() || name.empty() || abbrev[0] != name[0] || abbrev.size() >= name.size()) return false;
+  size_t j = 0;
+  for (char c : name)
+    if (j < abbrev.size() && c == abbrev[j]) ++j;
+  return j == abbrev.size();
+}
+
+}  // namespace
+
 std::string closest_names(const std::string& name, const std::vector<std::string>& candidates) {
-  std::vector<std::pair<size_t, std::string>> scored;
-  for (const auto& c : candidates) scored.emplace_back(edit_distance(name, c), c);
+  // Ranked by (kind of match, edit distance): a name containing the other or abbreviating it
+  // comes before plain spelling distance ("learning_rate" -> "lr" first).
+  std::vector<std::pair<std::pair<int, size_t>, std::string>> scored;
+  for (const auto& c : candidates) {
+    const bool related = !name.empty() && !c.empty() &&
+                         (name.find(c) != std::string::npos || c.find(name) != std::string::npos ||
+                          abbreviates(c, name) || abbreviates(name, c));
+    scored.push_back({{related ? 0 : 1, edit_distance(name, c)}, c});
+  }
   std::sort(scored.begin(), scored.end());
   std::string out;
   // Short lists are shown whole (closest first); long ones are cut to the 5 closest.

@@ -16,6 +16,12 @@ base=(
 # 1. Missing data set folder.
 cfg "${base[@]}"
 expect missing_dataset 1 "cannot open" "tests/cli/none" "dataset-fashion-mnist|data.path" -- train "$T/c.yaml" -q
+# Typo hints: a key of another section is named; an abbreviation ranks first.
+expect hint_other_section 1 "config key 'train.train_limit' does not exist: did you mean data.train_limit\?" -- \
+  train configs/lenet5_fmnist_fp32.yaml train.train_limit=5 -q
+expect hint_abbreviation 1 "closest under 'optimizer': lr," -- train configs/lenet5_fmnist_fp32.yaml optimizer.learning_rate=0.1 -q
+printf 'model: {path: models/lenet5.yaml}\ntrain: {test_limit: 3}\n' > "$T/tl.yaml"
+expect hint_file_key 1 "tl.yaml:2:9: unknown config key 'train.test_limit': did you mean data.test_limit\?" -- train "$T/tl.yaml" -q
 # Each dataset has its own default folder, and the message says where its files come from.
 expect cifar_default_path 1 "data/cifar-10-batches-bin/data_batch_1.bin" "Debian does not package" "set data.path" -- \
   train configs/lenet5_fmnist_fp32.yaml data.dataset=cifar10 --out "$T/cifar" -q
