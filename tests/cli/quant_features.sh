@@ -66,6 +66,8 @@ if have_fmnist_for "training and calibration cases"; then
   "$LOWBIT" eval --weights "$T/cal.h5" data.test_limit=200 > "$T/eval" 2>&1
   if [ "$(grep test_acc= "$T/eval" | tail -1)" = "$acc" ]; then passes=$((passes + 1)); echo "ok   calibrated_checkpoint_evaluates_the_same"; else
     echo "FAIL calibrated checkpoint: $(tail -1 "$T/eval") vs $acc"; fails=$((fails + 1)); fi
+  # A checkpoint that was never evaluated in training says so.
+  expect inspect_no_evaluation 0 "best test_acc none," -- inspect "$T/cal.h5"
   expect calibrate_needs_batches 2 "give --batches N" -- calibrate configs/lenet5_fmnist_w8a8.yaml
   expect calibrate_float_config 1 "no quant: recipe" -- calibrate configs/lenet5_fmnist_fp32.yaml --batches 2
 fi

@@ -77,10 +77,11 @@ int cmd_inspect(const std::vector<std::string>& args) {
     persist::CheckpointParts c = persist::read_checkpoint_info(file);
     std::printf("format: %s v%lld (written by lowbit %s)\n", persist::kCheckpointFormat,
                 static_cast<long long>(r.attr_int("/", "format_version")), r.attr_string("/", "lowbit_version").c_str());
-    std::printf("progress: epoch %lld, step %lld, batches into the next epoch %lld, best test_acc %.4f, threads %lld\n",
+    char best[32] = "none";  // no evaluation yet (a checkpoint written mid-epoch, or by import / calibrate)
+    if (c.progress.best_test_acc >= 0) std::snprintf(best, sizeof best, "%.4f", c.progress.best_test_acc);
+    std::printf("progress: epoch %lld, step %lld, batches into the next epoch %lld, best test_acc %s, threads %lld\n",
                 static_cast<long long>(c.progress.epoch), static_cast<long long>(c.progress.step),
-                static_cast<long long>(c.progress.batches_done), c.progress.best_test_acc,
-                static_cast<long long>(c.progress.threads));
+                static_cast<long long>(c.progress.batches_done), best, static_cast<long long>(c.progress.threads));
     if (r.has_attr("/", "optimizer")) std::printf("optimizer: %s\n", r.attr_string("/", "optimizer").c_str());
     if (show_config) std::printf("config:\n%s\n", c.config_yaml.c_str());
   } else {
