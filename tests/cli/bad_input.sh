@@ -22,6 +22,12 @@ expect hint_other_section 1 "config key 'train.train_limit' does not exist: did 
 expect hint_abbreviation 1 "closest under 'optimizer': lr," -- train configs/lenet5_fmnist_fp32.yaml optimizer.learning_rate=0.1 -q
 printf 'model: {path: models/lenet5.yaml}\ntrain: {test_limit: 3}\n' > "$T/tl.yaml"
 expect hint_file_key 1 "tl.yaml:2:9: unknown config key 'train.test_limit': did you mean data.test_limit\?" -- train "$T/tl.yaml" -q
+# User errors carry no C++ source locations unless asked for (--debug or LOWBIT_DEBUG=1).
+expect_extra() { [ "$1" != no_source_location ] || ! grep -qE "\.(cpp|h):[0-9]+:" "$T/all" || { echo "FAIL a source location is shown"; return 1; }; }
+expect no_source_location 1 "override 'train.train_limit=5'" -- train configs/lenet5_fmnist_fp32.yaml train.train_limit=5 -q
+unset -f expect_extra
+expect source_location_with_debug 1 "framework/config/run_config\.cpp:[0-9]+: override" -- \
+  train configs/lenet5_fmnist_fp32.yaml train.train_limit=5 -q --debug
 # Each dataset has its own default folder, and the message says where its files come from.
 expect cifar_default_path 1 "data/cifar-10-batches-bin/data_batch_1.bin" "Debian does not package" "set data.path" -- \
   train configs/lenet5_fmnist_fp32.yaml data.dataset=cifar10 --out "$T/cifar" -q

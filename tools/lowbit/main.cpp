@@ -1,7 +1,9 @@
 // `lowbit`: train, evaluate and (later) quantize, plan and export networks.
 #include <cstdio>
 #include <cstring>
+#include <cstdlib>
 #include <exception>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -26,7 +28,16 @@ commands:
   verify RUN_DIR                     fake-quant model vs its integer-only network, layer by layer
 
 Run `lowbit <command> --help` for the options and examples of each command.
+--debug (or LOWBIT_DEBUG=1) adds the source location (file.cpp:line) to every error message.
 )";
+
+// An error as users read it: what failed, where in their files, what to do; the source
+// locations Lowbit's checks carry ("framework/io/h5_reader.cpp:120: ") only with --debug.
+std::string for_user(const std::string& what, bool debug) {
+  if (debug) return what;
+  static const std::regex location(R"((framework|kernels|tools|data|tests|bench)/[A-Za-z0-9_./-]+\.(cpp|h|cu):[0-9]+: )");
+  return std::regex_replace(what, location, "");
+}
 
 }  // namespace
 
@@ -40,7 +51,16 @@ int main(int argc, char** argv) {
     return 0;
   }
   const std::string cmd = argv[1];
-  std::vector<std::string> args(argv + 2, argv + argc);
+  std::vector<std::string> args;
+  const char* env_debug = std::getenv("LOWBIT_DEBUG");
+  bool debug = env_debug && std::strcmp(env_debug, "1") == 0;
+  for (int i = 2; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--debug")) {
+      debug = true;
+      continue;
+    }
+    args.emplace_back(argv[i]);
+  }
   try {
     if (cmd == "train") return lowbit::cli::cmd_train(args);
     if (cmd == "eval") return lowbit::cli::cmd_eval(args);
@@ -54,7 +74,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "lowbit: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
     return 2;
   } catch (const lowbit::Error& e) {
-    std::fprintf(stderr, "lowbit %s: error: %s\n", cmd.c_str(), e.what());
+    std::fprintf(stderr, "lowbit %s: error: %s\n", cmd.c_str(), for_user(e.what(), debug).c_str());
     return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "lowbit %s: internal error: %s\n", cmd.c_str(), e.what());
