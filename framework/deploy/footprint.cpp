@@ -40,6 +40,15 @@ Footprint exact_footprint(const intnet::Network& net) {
       l.out_bits = 32;
     }
     l.ram_bytes = align4(packed_bytes(in.numel(), l.in_bits)) + align4(packed_bytes(acc.numel(), l.out_bits));
+    // Values alive across this layer because a later node reads them (residual shortcuts).
+    for (size_t j = 0; j < k; ++j) {
+      const int v = net.nodes[j].output;
+      if (v == n.inputs.at(0)) continue;
+      bool read_later = false;
+      for (size_t r = k + 1; r < net.nodes.size() && !read_later; ++r)
+        for (int i : net.nodes[r].inputs) read_later = read_later || i == v;
+      if (read_later) l.ram_bytes += align4(packed_bytes(net.value(v).numel(), net.value(v).bits));
+    }
     f.flash_bytes += l.weight_bytes + l.param_bytes;
     if (l.ram_bytes > f.ram_bytes) {
       f.ram_bytes = l.ram_bytes;

@@ -1,5 +1,7 @@
 #include "deploy/planner.h"
 
+#include <utility>
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -65,6 +67,11 @@ Network describe(const nn::Graph& g, const Shape& input, const std::string& name
   auto in_t = [&](int i) { return i < 0 ? input_t : node_t[i]; };
   auto in_shape = [&](int i) -> const Shape& { return i < 0 ? batched : shapes[i]; };
 
+  std::vector<int> last_read(nodes.size(), -1);  // the last node reading each node's output
+  for (size_t k = 0; k < nodes.size(); ++k)
+    for (int i : nodes[k].inputs)
+      if (i >= 0) last_read[static_cast<size_t>(i)] = static_cast<int>(k);
+
   Network net;
   net.name = name;
   for (size_t k = 0; k < nodes.size(); ++k) {
@@ -92,6 +99,9 @@ Network describe(const nn::Graph& g, const Shape& input, const std::string& name
         }
         l.in_elems = in_shape(n.inputs[0]).numel();
         l.out_elems = shapes[k].numel();
+        for (size_t j = 0; j < k; ++j)  // outputs of earlier nodes read after this one (not its input)
+          if (static_cast<int>(j) != n.inputs[0] && last_read[j] > static_cast<int>(k))
+            l.live.emplace_back(shapes[j].numel(), node_t[j]);
         l.in_tensor = in_t(n.inputs[0]);
         l.out_tensor = node_t[k] = make(n.name);
         net.layers.push_back(l);
@@ -129,6 +139,7 @@ Network describe(const nn::Graph& g, const Shape& input, const std::string& name
   for (PlanLayer& l : net.layers) {
     l.in_tensor = compact(l.in_tensor);
     l.out_tensor = compact(l.out_tensor);
+    for (auto& [elems, t] : l.live) t = compact(t);
   }
   return net;
 }
@@ -140,7 +151,7 @@ Network make_chain(const std::vector<ChainLayer>& layers, const std::string& nam
   for (size_t i = 0; i < layers.size(); ++i) {
     const ChainLayer& c = layers[i];
     net.layers.push_back({c.name, c.kind, c.weights, c.channels, c.in_elems, c.out_elems, static_cast<int>(i),
-                          static_cast<int>(i) + 1});
+                          static_cast<int>(i) + 1, {}});
     net.tensors.push_back({c.name, i + 1 == layers.size()});
   }
   return net;
@@ -183,6 +194,7 @@ LayerCost layer_cost(const Network& net, const Bits& bits, size_t i, const PlanO
     c.weight_bits = 8 * align4(packed_bytes(l.weights, wb));
     c.param_bits = 8 * exact_param_bytes(l.channels, opt.scaling);
     c.ram_bits = 8 * (align4(packed_bytes(l.in_elems, ib)) + align4(packed_bytes(l.out_elems, ob)));
+    for (const auto& [elems, t] : l.live) c.ram_bits += 8 * align4(packed_bytes(elems, bits.act.at(t)));
   }
   return c;
 }

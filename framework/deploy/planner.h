@@ -13,6 +13,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/shape.h"
@@ -43,6 +44,9 @@ struct PlanLayer {
   int64_t out_elems = 0;       // out_i: elements of the output activation
   int in_tensor = 0;           // activation tensors whose bit width this layer reads / writes
   int out_tensor = 0;
+  // Buffers that stay alive across this layer because a later node reads them (the shortcut of a
+  // residual block): (elements, tensor). Counted in the `exact` RAM, not in the paper's model.
+  std::vector<std::pair<int64_t, int>> live;
 };
 
 // An activation tensor as far as bit widths go. Buffers joined by layers that keep the integer

@@ -513,6 +513,38 @@ TEST(PlannerDescribe, ResidualTensorsAreTied) {
   for (size_t i = 0; i < net.layers.size(); ++i) EXPECT_LE(p.layers[i].cost.ram_bytes(), 12000) << net.layers[i].name;
 }
 
+// Shortcut buffers alive across a layer count in the exact RAM (not in the paper's model).
+TEST(PlannerDescribe, ResidualShortcutsStayAliveInExactRam) {
+  config::BuiltModel m = build("resnet8.yaml");  // 3x32x32
+  Network net = deploy::describe(*m.graph, m.input, m.name);
+  auto layer = [&](const std::string& n) -> const deploy::PlanLayer& {
+    for (const auto& l : net.layers)
+      if (l.name == n) return l;
+    throw std::runtime_error("no layer " + n);
+  };
+  EXPECT_TRUE(layer("conv1").live.empty());
+  EXPECT_TRUE(layer("stage1_conv1").live.empty());  // relu1 is its input
+  ASSERT_EQ(layer("stage1_conv2").live.size(), 1u);  // relu1, read again by stage1_add
+  EXPECT_EQ(layer("stage1_conv2").live[0].first, 16 * 32 * 32);
+  EXPECT_EQ(layer("stage1_conv2").live[0].second, layer("conv1").out_tensor);
+  ASSERT_EQ(layer("stage2_conv2").live.size(), 1u);  // stage1_relu, read again by stage2_shortcut
+  EXPECT_EQ(layer("stage2_conv2").live[0].first, 16 * 32 * 32);
+  ASSERT_EQ(layer("stage2_shortcut").live.size(), 1u);  // stage2_bn2, waiting for stage2_add
+  EXPECT_EQ(layer("stage2_shortcut").live[0].first, 32 * 16 * 16);
+  const deploy::Bits b = deploy::all_8bit(net);
+  size_t i = 0;
+  while (net.layers[i].name != "stage1_conv2") ++i;
+  deploy::PlanOptions exact;
+  exact.accounting = deploy::Accounting::exact;
+  EXPECT_EQ(deploy::layer_cost(net, b, i, exact).ram_bytes(), 3 * 16384);  // input, output, shortcut
+  deploy::PlanOptions paper_opt;
+  paper_opt.accounting = deploy::Accounting::paper;
+  EXPECT_EQ(deploy::layer_cost(net, b, i, paper_opt).ram_bytes(), 2 * 16384);
+  // A chain has nothing alive across its layers.
+  config::BuiltModel lenet = build("lenet5.yaml");
+  for (const auto& l : deploy::describe(*lenet.graph, lenet.input, lenet.name).layers) EXPECT_TRUE(l.live.empty()) << l.name;
+}
+
 TEST(PlannerDescribe, Errors) {
   lowbit::Rng rng(1);
   auto no_weights = nn::Sequential({std::make_shared<nn::Activation>(nn::ActivationOptions{}), std::make_shared<nn::Flatten>()});
