@@ -34,7 +34,8 @@ examples:
   lowbit plan configs/mobilenet_v1_fmnist_fp32.yaml --flash 256KiB --ram 64KiB
 
 The table lists every conv/linear layer: weight count, weight bits, input/output activation
-bits, flash bytes (weights + quantization parameters) and RAM bytes (input + output buffers).
+bits, flash bytes (weights + quantization parameters) and RAM bytes (input + output buffers, and
+with exact accounting the residual shortcuts alive across the layer).
 -o writes the plan (per-layer bit widths by layer name) for a run config's `quant.plan:`.
 Exit status: 0 planned, 1 error or limits that cannot be met, 2 usage error.
 )";
@@ -210,9 +211,10 @@ int cmd_plan(const std::vector<std::string>& args_in) {
               pct(p.flash_bytes, opt.flash_limit).c_str());
   std::printf("      (weights %s B + quantization parameters %s B)\n", deploy::group_digits(p.weight_bytes).c_str(),
               deploy::group_digits(p.flash_bytes - p.weight_bytes).c_str());
-  std::printf("RAM   %s of %s: %s used (peak: layer %d '%s', input + output buffers)\n", sized(p.ram_bytes).c_str(),
+  const bool shortcut = opt.accounting == deploy::Accounting::exact && !net.layers[p.ram_peak_layer].live.empty();
+  std::printf("RAM   %s of %s: %s used (peak: layer %d '%s', input + output buffers%s)\n", sized(p.ram_bytes).c_str(),
               sized(opt.ram_limit).c_str(), pct(p.ram_bytes, opt.ram_limit).c_str(), p.ram_peak_layer,
-              net.layers[p.ram_peak_layer].name.c_str());
+              net.layers[p.ram_peak_layer].name.c_str(), shortcut ? " + the shortcuts alive across it" : "");
   std::printf("cuts: %d activation, %d weight; smallest limits that work for this model: --ram %s, --flash %s\n",
               p.act_cuts, p.weight_cuts, deploy::group_digits(p.min_ram).c_str(), deploy::group_digits(p.min_flash).c_str());
   if (!out.empty()) {
