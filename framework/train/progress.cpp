@@ -3,16 +3,30 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 
 namespace lowbit::train {
 
 bool stderr_is_tty() { return isatty(STDERR_FILENO) != 0; }
 
-ProgressBar::ProgressBar(std::string desc, int64_t total, bool tty)
-    : desc_(std::move(desc)), total_(total), tty_(tty), start_(std::chrono::steady_clock::now()), last_draw_(start_) {}
+ProgressBar::ProgressBar(std::string desc, int64_t total, bool tty, double every_s)
+    : desc_(std::move(desc)), total_(total), tty_(tty), every_s_(every_s), start_(std::chrono::steady_clock::now()),
+      last_draw_(start_) {}
+
+double ProgressBar::piped_interval() {
+  const char* s = std::getenv("LOWBIT_PROGRESS_SECONDS");
+  const double v = s ? std::atof(s) : 0.0;
+  return v > 0 ? v : 30.0;
+}
 
 double ProgressBar::elapsed() const {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  return std::chrono::duration<double>((stopped_ ? end_ : std::chrono::steady_clock::now()) - start_).count();
+}
+
+void ProgressBar::stop() {
+  if (stopped_) return;
+  end_ = std::chrono::steady_clock::now();
+  stopped_ = true;
 }
 
 static std::string clock_str(double s) {
@@ -42,8 +56,14 @@ std::string ProgressBar::render(int64_t done, int64_t images, const std::string&
 
 void ProgressBar::update(int64_t done, int64_t images, const std::string& postfix) {
   done_ = done;
-  if (!tty_) return;
   auto now = std::chrono::steady_clock::now();
+  if (!tty_) {  // a pipe or a file: a whole line now and then
+    if (done >= total_ || now - last_draw_ < std::chrono::duration<double>(every_s_)) return;
+    last_draw_ = now;
+    std::fprintf(stderr, "%s\n", render(done, images, postfix).c_str());
+    std::fflush(stderr);
+    return;
+  }
   if (now - last_draw_ < std::chrono::milliseconds(100) && done < total_) return;
   last_draw_ = now;
   std::fprintf(stderr, "\r%s\033[K", render(done, images, postfix).c_str());

@@ -318,6 +318,7 @@ TrainResult run_training(const config::RunConfig& cfg, const TrainOptions& opt) 
         return stop_for_signal(epoch);
       }
     }
+    bar.stop();  // the evaluation below is not training time (metrics.csv and the final line agree)
     const double train_time = bar.elapsed();
     EvalResult ev = evaluate(model, *run.test_loader);
     EpochMetrics m;

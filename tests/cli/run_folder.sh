@@ -71,4 +71,19 @@ expect one_mean_for_three_channels 0 "data.mean and data.std have one value each
   model.params.in_channels=3 model.params.input_size=32 "data.mean=[0.5]" "data.std=[0.25]" train.epochs=1 \
   train.batch_size=10
 
+# Piped progress: a line every LOWBIT_PROGRESS_SECONDS, and the final line's img/s is training
+# time only, the same figure as metrics.csv's img_per_s (evaluation excluded).
+PROG="$T/progress"
+LOWBIT_PROGRESS_SECONDS=0.01 "$LOWBIT" train "$CFG" --out "$PROG" data.train_limit=4096 data.test_limit=2000 train.epochs=1 \
+  train.batch_size=32 > "$T/out" 2> "$T/all"
+ok=1
+lines=$(grep -cE "^epoch 1/1: +[0-9]+%\|" "$T/all")
+[ "$lines" -ge 3 ] || { echo "FAIL piped progress: $lines lines, wanted a line every 0.01 s"; ok=0; }
+final=$(grep -E "^epoch 1/1: 100%" "$T/all" | tail -1 | sed -E 's/.*, ([0-9]+) img\/s.*/\1/')
+csv=$(tail -1 "$PROG/metrics.csv" | cut -d, -f8 | awk '{ printf "%.0f", $1 }')
+# (metrics.csv keeps one decimal: allow the last digit to round either way)
+[ -n "$final" ] && awk -v a="$final" -v b="$csv" 'BEGIN { exit !(a - b <= 1 && b - a <= 1) }' ||
+  { echo "FAIL final img/s '$final' vs metrics.csv '$csv'"; ok=0; }
+report piped_progress_and_training_rate $ok
+
 finish
