@@ -1,6 +1,16 @@
 #include "core/error.h"
 
 #include <cstring>
+#include <regex>
+
+namespace lowbit {
+
+std::string without_source_locations(const std::string& message) {
+  static const std::regex location(R"((framework|kernels|tools|data|tests|bench)/[A-Za-z0-9_./-]+\.(cpp|h|cu):[0-9]+: )");
+  return std::regex_replace(message, location, "");
+}
+
+}  // namespace lowbit
 
 namespace lowbit::detail {
 

@@ -12,6 +12,10 @@ class Error : public std::runtime_error {
   explicit Error(const std::string& msg) : std::runtime_error(msg) {}
 };
 
+// `message` without the source locations Lowbit's checks carry ("framework/io/h5_reader.cpp:120: "),
+// nested ones too: what users read unless they ask for --debug.
+std::string without_source_locations(const std::string& message);
+
 namespace detail {
 template <typename... Args>
 std::string concat(const Args&... args) {

@@ -23,11 +23,7 @@ std::string lowering_refusal(nn::Graph& model, const Shape& input, const std::st
     model.forward(batch());
     lower(model, input, name, opt);
   } catch (const Error& e) {
-    std::string m = e.what();
-    // Drop the "file.cpp:123: " prefix: the message names the layer.
-    const size_t colon = m.find(": ");
-    if (colon != std::string::npos && m.substr(0, colon).find(".cpp:") != std::string::npos) m = m.substr(colon + 2);
-    return m;
+    return without_source_locations(e.what());  // the message names the layer
   }
   return "";
 }

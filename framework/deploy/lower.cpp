@@ -27,6 +27,11 @@ const State& Lowerer::input_state(int node, size_t k) const {
   return i < 0 ? graph_input : states.at(static_cast<size_t>(i));
 }
 
+std::vector<float> floats_of(const Tensor& t) {
+  const Tensor c = t.contiguous();
+  return std::vector<float>(c.f32(), c.f32() + c.numel());
+}
+
 std::string quantizer_name(const quant::Quantizer& q) {
   return "quantizer " + q.path() + " (" + q.config().name + ")";
 }
@@ -61,11 +66,8 @@ using detail::Lowerer;
 using detail::State;
 using detail::number;
 using detail::quantizer_name;
-
-std::vector<float> floats_of(const Tensor& t) {
-  const Tensor c = t.contiguous();
-  return std::vector<float>(c.f32(), c.f32() + c.numel());
-}
+using detail::floats_of;
+using detail::integer_state;
 
 // The integer grid an activation quantizer maps to (after its last forward).
 struct TargetGrid {
@@ -219,13 +221,6 @@ bool clamp_bounds(nn::Module* act, float& lo, float& hi) {
     case nn::ActivationKind::identity: return true;
     default: return false;
   }
-}
-
-State integer_state(int value) {
-  State s;
-  s.kind = State::Kind::integer;
-  s.value = value;
-  return s;
 }
 
 State lower_input_quant(Lowerer& L, int node, quant::QuantAct& qa, float lo, float hi) {

@@ -39,6 +39,22 @@ struct Lowerer {
   std::vector<int64_t> sample_shape(int node) const;  // output shape without N
 };
 
+inline State integer_state(int value) {
+  State s;
+  s.kind = State::Kind::integer;
+  s.value = value;
+  return s;
+}
+
+inline State none_state(std::string why) {
+  State s;
+  s.why = std::move(why);
+  return s;
+}
+
+// The elements of a float tensor (quantizer scales, fake-quant weights), contiguous.
+std::vector<float> floats_of(const Tensor& t);
+
 // "quantizer relu1.act_quant (Uint8ActPerTensorFloat)".
 std::string quantizer_name(const quant::Quantizer& q);
 // A number for messages: 6 significant digits ("0.0123", "6.7e-12", "nan").

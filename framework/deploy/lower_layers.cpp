@@ -11,21 +11,10 @@ namespace lowbit::deploy {
 using detail::Lowerer;
 using detail::State;
 using detail::number;
+using detail::integer_state;
+using detail::none_state;
 
 namespace {
-
-State none_state(std::string why) {
-  State s;
-  s.why = std::move(why);
-  return s;
-}
-
-State integer_state(int value) {
-  State s;
-  s.kind = State::Kind::integer;
-  s.value = value;
-  return s;
-}
 
 // A value like `x` (grid and range) with another name and shape.
 intnet::Value like(const intnet::Value& x, const std::string& name, std::vector<int64_t> shape) {

@@ -9,11 +9,6 @@ namespace lowbit::deploy::detail {
 
 namespace {
 
-std::vector<float> floats_of(const Tensor& t) {
-  const Tensor c = t.contiguous();
-  return std::vector<float>(c.f32(), c.f32() + c.numel());
-}
-
 // TF SAME padding of one dimension: (before, after), as ops::conv2d computes it.
 std::pair<int64_t, int64_t> same_pad(int64_t in, int64_t out, int64_t k, int64_t s, int64_t d) {
   const int64_t total = std::max<int64_t>((out - 1) * s + (k - 1) * d + 1 - in, 0);

@@ -91,7 +91,10 @@ void check_per_channel(const std::string& node, const char* what, size_t n, int6
            " entries for ", channels, " channels");
 }
 
-void check_weight(const Node& n, const WeightTensor& w) {
+// Weights and one int32 bias per output channel (conv2d, matmul).
+void check_weight(const Node& n, const WeightTensor& w, const std::vector<int32_t>& bias) {
+  LB_CHECK(bias.size() == static_cast<size_t>(w.out_channels()), "integer network: node ", n.name, ": ", bias.size(),
+           " biases for ", w.out_channels(), " outputs");
   int64_t numel = 1;
   for (int64_t d : w.shape) numel *= d;
   LB_CHECK(numel == static_cast<int64_t>(w.data.size()), "integer network: node ", n.name, ": weight shape holds ",
@@ -128,16 +131,12 @@ void Network::validate() const {
     switch (n.op) {
       case OpKind::conv2d: {
         const auto& a = std::get<ConvAttrs>(n.attrs);
-        check_weight(n, a.weight);
-        LB_CHECK(a.bias.size() == static_cast<size_t>(a.weight.out_channels()), "integer network: node ", n.name,
-                 ": ", a.bias.size(), " biases for ", a.weight.out_channels(), " output channels");
+        check_weight(n, a.weight, a.bias);
         break;
       }
       case OpKind::matmul: {
         const auto& a = std::get<MatmulAttrs>(n.attrs);
-        check_weight(n, a.weight);
-        LB_CHECK(a.bias.size() == static_cast<size_t>(a.weight.out_channels()), "integer network: node ", n.name,
-                 ": ", a.bias.size(), " biases for ", a.weight.out_channels(), " outputs");
+        check_weight(n, a.weight, a.bias);
         break;
       }
       case OpKind::requantize: {

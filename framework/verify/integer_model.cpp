@@ -33,8 +33,8 @@ IntegerModel load_integer_model(const std::string& run_dir_or_file, const std::v
   persist::load_model_state(m.checkpoint, *m.model.graph);
   // One eval batch sets every quantizer's metadata (scales from learned values or running
   // statistics: the batch does not change them in eval mode).
-  data::Dataset test = train::load_dataset(m.cfg.data, false);
-  data::DataLoader loader(test, train::eval_loader_options(m.cfg));
+  m.test = train::load_dataset(m.cfg.data, false);
+  data::DataLoader loader(m.test, train::eval_loader_options(m.cfg));
   LB_CHECK(loader.sample_shape() == m.model.input, "the model expects inputs ", m.model.input.str(),
            " but the data gives ", loader.sample_shape().str());
   loader.start_epoch(0);

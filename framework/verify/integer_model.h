@@ -7,6 +7,7 @@
 
 #include "config/model_file.h"
 #include "config/run_config.h"
+#include "data/dataset.h"
 #include "deploy/lower.h"
 
 namespace lowbit::verify {
@@ -15,6 +16,7 @@ struct IntegerModel {
   config::RunConfig cfg;
   config::BuiltModel model;      // the fake-quant model with the checkpoint's weights, eval mode
   std::string checkpoint;        // the file the weights came from
+  data::Dataset test;            // the config's test split (limits applied), read once
   deploy::LoweredModel lowered;  // lowered.net: the integer network
 };
 

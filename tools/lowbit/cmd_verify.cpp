@@ -77,8 +77,7 @@ int cmd_verify(const std::vector<std::string>& args) {
   verify::IntegerModel m = verify::load_integer_model(positional[0], overrides, lo);
   set_num_threads(threads > 0 ? threads : static_cast<int>(m.cfg.train.threads));
   for (const std::string& note : m.lowered.notes) std::fprintf(stderr, "note: %s\n", note.c_str());
-  data::Dataset test = train::load_dataset(m.cfg.data, false);
-  data::DataLoader loader(test, train::eval_loader_options(m.cfg));
+  data::DataLoader loader(m.test, train::eval_loader_options(m.cfg));
   verify::VerifyOptions vo;
   vo.dump_dir = dump;
   const verify::VerifyResult r = verify::run_verify(m, loader, vo);

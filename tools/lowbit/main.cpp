@@ -3,7 +3,6 @@
 #include <cstring>
 #include <cstdlib>
 #include <exception>
-#include <regex>
 #include <string>
 #include <vector>
 
@@ -30,14 +29,6 @@ commands:
 Run `lowbit <command> --help` for the options and examples of each command.
 --debug (or LOWBIT_DEBUG=1) adds the source location (file.cpp:line) to every error message.
 )";
-
-// An error as users read it: what failed, where in their files, what to do; the source
-// locations Lowbit's checks carry ("framework/io/h5_reader.cpp:120: ") only with --debug.
-std::string for_user(const std::string& what, bool debug) {
-  if (debug) return what;
-  static const std::regex location(R"((framework|kernels|tools|data|tests|bench)/[A-Za-z0-9_./-]+\.(cpp|h|cu):[0-9]+: )");
-  return std::regex_replace(what, location, "");
-}
 
 }  // namespace
 
@@ -74,7 +65,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "lowbit: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
     return 2;
   } catch (const lowbit::Error& e) {
-    std::fprintf(stderr, "lowbit %s: error: %s\n", cmd.c_str(), for_user(e.what(), debug).c_str());
+    std::fprintf(stderr, "lowbit %s: error: %s\n", cmd.c_str(), (debug ? std::string(e.what()) : lowbit::without_source_locations(e.what())).c_str());
     return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "lowbit %s: internal error: %s\n", cmd.c_str(), e.what());
