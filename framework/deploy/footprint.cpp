@@ -1,5 +1,7 @@
 #include "deploy/footprint.h"
 
+#include <algorithm>
+
 #include "deploy/planner.h"
 
 namespace lowbit::deploy {
@@ -24,22 +26,26 @@ Footprint exact_footprint(const intnet::Network& net) {
     const intnet::Value& in = net.value(n.inputs.at(0));
     const intnet::Value& acc = net.value(n.output);
     l.in_bits = in.bits;
-    const intnet::Node* rq = nullptr;  // the requantization reading the accumulator
+    const intnet::Node* rq = nullptr;  // the requantization (or threshold) reading the accumulator
     for (const intnet::Node& m : net.nodes)
-      if (m.op == intnet::OpKind::requantize && m.inputs.at(0) == n.output) rq = &m;
+      if ((m.op == intnet::OpKind::requantize || m.op == intnet::OpKind::threshold) && m.inputs.at(0) == n.output) rq = &m;
     const int64_t channels = w->out_channels();
     l.weight_bytes = align4(packed_bytes(static_cast<int64_t>(w->data.size()), w->bits));
-    if (rq) {
-      const auto& a = std::get<intnet::RequantizeAttrs>(rq->attrs);
-      const int64_t g = static_cast<int64_t>(a.m0.size());
+    if (const auto* a = rq ? std::get_if<intnet::RequantizeAttrs>(&rq->attrs) : nullptr) {
+      const int64_t g = static_cast<int64_t>(a->m0.size());
       l.param_bytes = 4 * channels + 4 * g + align4(2 * g + 2);
-      l.out_bits = net.value(rq->output).bits;
+      l.out_bits = intnet::storage_bits(net.value(rq->output).bits);
+    } else if (const auto* t = rq ? std::get_if<intnet::ThresholdAttrs>(&rq->attrs) : nullptr) {
+      // bias, thresholds (int32, C x K), descending flags (one byte per channel) only when any is set
+      const bool any_desc = std::any_of(t->descending.begin(), t->descending.end(), [](uint8_t d) { return d != 0; });
+      l.param_bytes = 4 * channels + 4 * static_cast<int64_t>(t->thresholds.size()) + (any_desc ? align4(channels) : 0);
+      l.out_bits = intnet::storage_bits(net.value(rq->output).bits);
     } else {
       l.requantized = false;
       l.param_bytes = 4 * channels;
       l.out_bits = 32;
     }
-    l.ram_bytes = align4(packed_bytes(in.numel(), l.in_bits)) + align4(packed_bytes(acc.numel(), l.out_bits));
+    l.ram_bytes = align4(packed_bytes(in.numel(), intnet::storage_bits(l.in_bits))) + align4(packed_bytes(acc.numel(), l.out_bits));
     // Values alive across this layer because a later node reads them (residual shortcuts).
     for (size_t j = 0; j < k; ++j) {
       const int v = net.nodes[j].output;
@@ -47,7 +53,7 @@ Footprint exact_footprint(const intnet::Network& net) {
       bool read_later = false;
       for (size_t r = k + 1; r < net.nodes.size() && !read_later; ++r)
         for (int i : net.nodes[r].inputs) read_later = read_later || i == v;
-      if (read_later) l.ram_bytes += align4(packed_bytes(net.value(v).numel(), net.value(v).bits));
+      if (read_later) l.ram_bytes += align4(packed_bytes(net.value(v).numel(), intnet::storage_bits(net.value(v).bits)));
     }
     f.flash_bytes += l.weight_bytes + l.param_bytes;
     if (l.ram_bytes > f.ram_bytes) {

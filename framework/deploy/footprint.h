@@ -13,8 +13,10 @@ namespace lowbit::deploy {
 struct LayerFootprint {
   std::string name;           // the conv / matmul node
   int64_t weight_bytes = 0;   // align4(ceil(w * bits / 8))
-  int64_t param_bytes = 0;    // bias, multiplier, shift, zero points (4n + 4g + align4(2g + 2)); no requantization: 4n
-  int64_t ram_bytes = 0;      // align4(input buffer) + align4(output buffer) + buffers alive across it, packed at their bits
+  int64_t param_bytes = 0;    // bias, multiplier, shift, zero points (4n + 4g + align4(2g + 2)); a threshold after it:
+                              // bias + int32 thresholds (+ align4(n) descending flags); neither: 4n
+  int64_t ram_bytes = 0;      // align4(input buffer) + align4(output buffer) + buffers alive across it, at their
+                              // storage bits (intnet::storage_bits)
   int in_bits = 8, out_bits = 8, weight_bits = 8;
   bool requantized = true;    // false: the last layer, int32 logits (no multiplier; a 32-bit output buffer)
 };

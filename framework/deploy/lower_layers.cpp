@@ -100,6 +100,8 @@ State lower_avg_pool(Lowerer& L, int node, nn::Pool2d& pool, const State& in, co
     a.hi = static_cast<int32_t>(x.is_signed ? (int64_t{1} << (target - 1)) - 1 : (int64_t{1} << target) - 1);
     factor = std::ldexp(1.0, a.shift);
     y.bits = target;
+  } else {
+    y.bits = quant::accumulator_bits(x.bits, 1, k2);  // the whole window sum
   }
   for (double& s : y.scale)  // the sum's scale, rounded to float32 as the fake-quant model rounds it
     s = static_cast<double>(static_cast<float>(s / static_cast<double>(k2))) * factor;

@@ -172,6 +172,10 @@ struct Network {
   int64_t parameter_bytes() const;
 };
 
+// Bits per element of a value in memory (exporters, the planner's exact accounting): 1-8 bits
+// packed at their width, 9-16 bits as int16, wider as int32.
+inline int storage_bits(int bits) { return bits <= 8 ? bits : (bits <= 16 ? 16 : 32); }
+
 // Bits of a signed integer that holds every value in [-bound, bound].
 int signed_bits_for(int64_t bound);
 

@@ -7,8 +7,10 @@
 
 #include "autograd/variable.h"
 #include "core/error.h"
+#include "core/text_file.h"
 #include "intnet/engine.h"
 #include "io/h5_file.h"
+#include "kernels/common/logit_order.h"
 
 namespace lowbit::verify {
 
@@ -93,6 +95,19 @@ void write_dump(const std::string& dir, const IntegerModel& m, const std::vector
     w.set_attr("/", "weights", m.checkpoint);
     w.commit();
   }
+  {
+    // The exported runners print the same lines (docs/mcu-export.md): `diff` compares them.
+    std::vector<kernels::ExactScale> scales(static_cast<size_t>(classes));
+    for (int64_t c = 0; c < classes; ++c) scales[static_cast<size_t>(c)] = kernels::exact_scale(out.scale_of(c));
+    std::ostringstream os;
+    for (int64_t i = 0; i < n; ++i) {
+      const int32_t* q = logits.data() + i * classes;
+      os << "img " << i << " class " << kernels::class_of(q, scales.data(), classes) << " logits";
+      for (int64_t c = 0; c < classes; ++c) os << ' ' << q[c];
+      os << '\n';
+    }
+    write_text_file(dir + "/integer_logits.txt", os.str());
+  }
   io::H5Writer w(dir + "/layers.h5");
   for (size_t v = 0; v < layer_ints.size(); ++v) {
     const intnet::Value& val = m.lowered.net.values[v];
@@ -152,15 +167,15 @@ void Comparison::add_batch(const Tensor& x, const Tensor& labels) {
            " outputs per image, the integer network ", classes);
   const std::vector<int32_t>& ints = engine_.output();
   const int32_t* y = labels.defined() ? labels.data<int32_t>() : nullptr;
-  std::vector<double> real(static_cast<size_t>(classes));
+  std::vector<kernels::ExactScale> scales(static_cast<size_t>(classes));
+  for (int64_t c = 0; c < classes; ++c) scales[static_cast<size_t>(c)] = kernels::exact_scale(out.scale_of(c));
   for (int64_t i = 0; i < bs; ++i) {
+    // The class as a device computes it: q * scale compared exactly, the first class on ties.
+    const int32_t* q = ints.data() + i * classes;
+    const int64_t best_int = kernels::class_of(q, scales.data(), classes);
+    int64_t at_top = 0;
     for (int64_t c = 0; c < classes; ++c)
-      real[static_cast<size_t>(c)] = static_cast<double>(ints[static_cast<size_t>(i * classes + c)]) * out.scale_of(c);
-    int64_t best_int = 0;
-    for (int64_t c = 1; c < classes; ++c)
-      if (real[static_cast<size_t>(c)] > real[static_cast<size_t>(best_int)]) best_int = c;
-    int64_t at_top = 0;  // ties: the first class wins, as on a device
-    for (int64_t c = 0; c < classes; ++c) at_top += real[static_cast<size_t>(c)] == real[static_cast<size_t>(best_int)];
+      at_top += kernels::compare_scaled(q[c], scales[static_cast<size_t>(c)], q[best_int], scales[static_cast<size_t>(best_int)]) == 0;
     r_.integer_ties += at_top > 1;
     const int64_t best_fq = argmax_row(fq_logits_.f32() + i * classes, classes);
     r_.top1_agree += best_int == best_fq;

@@ -1,6 +1,7 @@
 // Subcommands of the `lowbit` tool. Each takes the arguments after its name and returns the
 // process exit code (0 ok, 1 user error, 2 usage error).
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,8 @@ int cmd_calibrate(const std::vector<std::string>& args);
 int cmd_verify(const std::vector<std::string>& args);
 // `lowbit inspect RUN --integer`: the run's integer network, one line per node.
 int inspect_integer(const std::string& run, const std::string& rounding);
+// `lowbit export mcu`: the integer network of `run` as a C99 project in `out` (tools/lowbit/export_mcu.cpp).
+int export_mcu(const std::string& run, const std::string& out, const std::string& rounding, int64_t images, bool measure);
 
 // A --weights argument: a checkpoint file, or a run folder's best.h5 (else its last.h5).
 // Throws lowbit::Error when there is none.
