@@ -23,8 +23,10 @@ TEST_PKGS=(
   python3 python3-torch python3-h5py python3-numpy
 )
 DATA_PKGS=(dataset-fashion-mnist)
+# `lowbit export mcu`: Cortex-M4 builds of the exported C, run in QEMU (mps2-an386).
+MCU_PKGS=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)
 
-PKGS=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}" "${DATA_PKGS[@]}")
+PKGS=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}" "${DATA_PKGS[@]}" "${MCU_PKGS[@]}")
 
 missing=()
 for p in "${PKGS[@]}"; do
