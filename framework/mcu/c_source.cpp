@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "kernels/common/logit_order.h"
+#include "mcu/c_dsp.h"
 
 namespace lowbit::mcu {
 
@@ -64,7 +65,18 @@ class Writer {
   void emit_value_macros(std::ostringstream& os) const;
   void emit_weights(int s, const intnet::WeightTensor& w);
   // The code after an accumulator `acc` of channel `c` for output element `idx`.
-  std::string post_code(int s, const Step& st, const std::string& c, const std::string& idx);
+  std::string post_code(int s, const Step& st, const std::string& c, const std::string& idx,
+                        const std::string& acc = "acc");
+  // The kernels of c_dsp.h apply: 8/4/2-bit integer weights in byte-aligned rows, one group,
+  // x - zero point in int16, and the sums scaled by 2^(8 - bits) (plus the bias) within int32.
+  bool dsp_ok(const intnet::WeightTensor& w, int64_t groups, const intnet::Value& in, int32_t zp, int64_t acc_bound,
+              const std::vector<int32_t>& bias) const {
+    if (w.kind != intnet::WeightKind::integer || groups != 1 || !dsp_weight_bits_ok(w.bits, w.per_output())) return false;
+    if (in.lo - zp < INT16_MIN || in.hi - zp > INT16_MAX) return false;
+    int64_t max_bias = 0;
+    for (int32_t b : bias) max_bias = std::max<int64_t>(max_bias, b < 0 ? -static_cast<int64_t>(b) : b);
+    return (acc_bound + max_bias) * (int64_t{1} << (8 - w.bits)) <= INT32_MAX;
+  }
   void emit_requant_params(int s, const intnet::RequantizeAttrs& a, int64_t channels);
   void emit_step(int s, const std::vector<float>& pixel_values);
   std::string rq_call(const std::string& x, const std::string& m0, const std::string& shift) const;
@@ -157,14 +169,15 @@ void Writer::emit_requant_params(int s, const intnet::RequantizeAttrs& a, int64_
   (void)channels;
 }
 
-std::string Writer::post_code(int s, const Step& st, const std::string& c, const std::string& idx) {
+std::string Writer::post_code(int s, const Step& st, const std::string& c, const std::string& idx,
+                              const std::string& acc) {
   const std::string id = std::to_string(s), out = std::to_string(st.output);
-  if (st.post < 0) return "ST_" + out + "(" + idx + ", acc);";
+  if (st.post < 0) return "ST_" + out + "(" + idx + ", " + acc + ");";
   const intnet::Node& post = net_.nodes[static_cast<size_t>(st.post)];
   if (const auto* r = std::get_if<intnet::RequantizeAttrs>(&post.attrs)) {
     const std::string k = r->m0.size() == 1 ? "0" : c;
     std::ostringstream os;
-    os << "{ int32_t v = " << rq_call(r->input_zero_point ? "acc - " + std::to_string(r->input_zero_point) : "acc",
+    os << "{ int32_t v = " << rq_call(r->input_zero_point ? acc + " - " + std::to_string(r->input_zero_point) : acc,
                                       "lb_m0_" + id + "[" + k + "]", "lb_q_" + id + "[" + k + "]");
     if (r->output_zero_point) os << " + " << r->output_zero_point;
     os << "; ST_" << out << "(" << idx << ", v < " << r->lo << " ? " << r->lo << " : (v > " << r->hi << " ? " << r->hi
@@ -177,9 +190,9 @@ std::string Writer::post_code(int s, const Step& st, const std::string& c, const
   const bool any_desc = std::any_of(t.descending.begin(), t.descending.end(), [](uint8_t d) { return d != 0; });
   os << "{ int32_t k, n = 0; for (k = 0; k < " << t.per_channel << "; ++k) n += ";
   if (any_desc)
-    os << "lb_d_" << id << "[" << c << "] ? acc <= " << tk << " : acc >= " << tk << ";";
+    os << "lb_d_" << id << "[" << c << "] ? " << acc << " <= " << tk << " : " << acc << " >= " << tk << ";";
   else
-    os << "acc >= " << tk << ";";
+    os << acc << " >= " << tk << ";";
   os << " ST_" << out << "(" << idx << ", " << t.base << " + " << t.step << " * n); }";
   return os.str();
 }
@@ -238,6 +251,19 @@ void Writer::emit_step(int s, const std::vector<float>& pixel_values) {
       bytes_[static_cast<size_t>(s)].params += 4 * static_cast<int64_t>(a.bias.size());
       const int64_t cin_g = in.shape[0] / a.groups, cout_g = acc.shape[0] / a.groups;
       const int64_t h = in.shape[1], w = in.shape[2], oh = acc.shape[1], ow = acc.shape[2];
+      const PostCode post = [&](const std::string& c, const std::string& idx, const std::string& v) {
+        return post_code(s, st, c, idx, v);
+      };
+      if (dsp_ok(a.weight, a.groups, in, a.input_zero_point, a.acc_bound, a.bias)) {
+        DspConv d;
+        d.load_input = "LD_" + in_id(0);
+        d.cin = in.shape[0], d.h = h, d.w = w, d.cout = acc.shape[0], d.oh = oh, d.ow = ow;
+        d.kh = a.kernel_h, d.kw = a.kernel_w, d.stride_h = a.stride_h, d.stride_w = a.stride_w;
+        d.dil_h = a.dil_h, d.dil_w = a.dil_w, d.pad_top = a.pad_top, d.pad_left = a.pad_left;
+        d.input_zero_point = a.input_zero_point;
+        code_ << dsp_conv_code(d, DspWeights{id, a.weight.bits, a.weight.per_output()}, post);
+        return;
+      }
       const std::string zp = a.input_zero_point ? " - " + std::to_string(a.input_zero_point) : "";
       code_ << "static void lb_step_" << id << "(uint8_t *a) {\n"
             << "  int32_t oc, oy, ox, ci, ky, kx;\n"
@@ -267,6 +293,13 @@ void Writer::emit_step(int s, const std::vector<float>& pixel_values) {
       bytes_[static_cast<size_t>(s)].params += 4 * static_cast<int64_t>(a.bias.size());
       const int64_t outs = a.weight.shape[0], ins = a.weight.shape[1];
       const std::string zp = a.input_zero_point ? " - " + std::to_string(a.input_zero_point) : "";
+      if (dsp_ok(a.weight, 1, net_.value(st.inputs[0]), a.input_zero_point, a.acc_bound, a.bias)) {
+        code_ << dsp_matmul_code(DspWeights{id, a.weight.bits, ins}, "LD_" + in_id(0), outs, a.input_zero_point,
+                                 [&](const std::string& c, const std::string& idx, const std::string& v) {
+                                   return post_code(s, st, c, idx, v);
+                                 });
+        return;
+      }
       code_ << "static void lb_step_" << id << "(uint8_t *a) {\n  int32_t o, i;\n"
             << "  for (o = 0; o < " << outs << "; ++o) {\n    int32_t acc = lb_b_" << id << "[o];\n"
             << "    for (i = 0; i < " << ins << "; ++i) acc += W_" << id << "(o * " << ins << " + i) * (LD_" << in_id(0)

@@ -40,6 +40,32 @@ LB_INLINE void lb_st16(uint8_t *p, int32_t i, int32_t x) { const int16_t v = (in
 LB_INLINE int32_t lb_ld32(const uint8_t *p, int32_t i) { int32_t v; memcpy(&v, p + 4 * i, 4); return v; }
 LB_INLINE void lb_st32(uint8_t *p, int32_t i, int32_t x) { memcpy(p + 4 * i, &x, 4); }
 LB_INLINE int64_t lb_asr64(int64_t x, int s) { return x >> s; }
+LB_INLINE int32_t lb_asr32(int32_t x, int s) { return x >> s; }
+
+/* Dual 16-bit multiply-accumulate on words of two int16 halves (little-endian: element 2i low):
+   the Cortex-M4/M7 SMLAD and SXTB16 where the DSP extension is there, plain C with the same
+   results elsewhere (accumulators are proven to fit int32, so SMLAD's wrap never happens). */
+#if defined(__ARM_FEATURE_DSP)
+#include <arm_acle.h>
+LB_INLINE int32_t lb_smlad(uint32_t x, uint32_t y, int32_t acc) { return __smlad((int32_t)x, (int32_t)y, acc); }
+LB_INLINE uint32_t lb_sxtb16(uint32_t x) { return (uint32_t)__sxtb16((int32_t)x); }
+LB_INLINE uint32_t lb_sxtb16_ror8(uint32_t x) {
+  uint32_t r;
+  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+  return r;
+}
+#else
+LB_INLINE int32_t lb_half(uint32_t x) { return (int32_t)(x & 0xFFFFu) - (int32_t)((x & 0x8000u) << 1); }
+LB_INLINE int32_t lb_smlad(uint32_t x, uint32_t y, int32_t acc) {
+  return acc + lb_half(x) * lb_half(y) + lb_half(x >> 16) * lb_half(y >> 16);
+}
+/* Bytes 0 and 2 of x, sign-extended into the low and high halves. */
+LB_INLINE uint32_t lb_sxtb16(uint32_t x) {
+  const uint32_t lo = ((x & 0xFFu) ^ 0x80u) - 0x80u, hi = (((x >> 16) & 0xFFu) ^ 0x80u) - 0x80u;
+  return (lo & 0xFFFFu) | ((hi & 0xFFFFu) << 16);
+}
+LB_INLINE uint32_t lb_sxtb16_ror8(uint32_t x) { return lb_sxtb16((x >> 8) | (x << 24)); }
+#endif
 
 /* gemmlowp SaturatingRoundingDoublingHighMul: round(a * b / 2^31), ties toward +inf. */
 LB_INLINE int32_t lb_srdhm(int32_t a, int32_t b) {
