@@ -448,8 +448,9 @@ CSource Writer::write(const std::vector<float>& pixel_values, const std::string&
   for (int s = 0; s < steps; ++s) {
     const Step& st = plan_.steps[static_cast<size_t>(s)];
     const intnet::Value& v = net_.value(st.output);
-    src << "  {\"" << st.name << "\", \"" << step_kind_name(st.kind) << "\", " << st.macs << "u, " << off(st.output) << "u, "
-        << v.numel() << "u, " << storage_of(v).bits << ", " << static_cast<int>(storage_of(v).enc) << "},\n";
+    src << "  {\"" << st.name << "\", \"" << step_kind_name(st.kind) << "\", " << st.output << ", " << st.macs << "u, "
+        << off(st.output) << "u, " << v.numel() << "u, " << storage_of(v).bits << ", " << static_cast<int>(storage_of(v).enc)
+        << "},\n";
   }
   src << "};\n\nint " << name_ << "_classify_traced(const uint8_t *image, " << name_ << "_arena_t *arena, int32_t *logits,\n"
       << "    " << name_ << "_step_hook hook, void *ctx) {\n  uint8_t *a = (uint8_t *)arena->words;\n  int32_t c;\n";
@@ -487,9 +488,11 @@ CSource Writer::write(const std::vector<float>& pixel_values, const std::string&
       << "typedef void (*" << name_ << "_step_hook)(void *ctx, int step);\n"
       << "int " << name_ << "_classify_traced(const uint8_t *image, " << name_ << "_arena_t *arena, int32_t *logits,\n    "
       << name_ << "_step_hook hook, void *ctx);\n\n"
-      << "/* Per step: the value it writes, its multiply-accumulates, where the value lies in the arena\n"
-      << "   (offset, element count, bits per element; encoding 0 two's complement, 1 unsigned, 2 bipolar). */\n"
-      << "typedef struct {\n  const char *name, *kind;\n  uint32_t macs, offset, count;\n  uint8_t bits, encoding;\n} "
+      << "/* Per step: the value it writes (name, id in the integer network), its multiply-accumulates, where\n"
+      << "   the value lies in the arena (offset, element count, bits per element; encoding 0 two's\n"
+      << "   complement, 1 unsigned, 2 bipolar: 1 = +1, 0 = -1). */\n"
+      << "typedef struct {\n  const char *name, *kind;\n  int32_t value;\n  uint32_t macs, offset, count;\n"
+      << "  uint8_t bits, encoding;\n} "
       << name_ << "_step_info;\nextern const " << name_ << "_step_info " << name_ << "_steps[" << up << "_STEPS];\n\n#endif\n";
   return CSource{hdr.str(), src.str(), bytes_};
 }

@@ -11,6 +11,7 @@
 #include "intnet/engine.h"
 #include "io/h5_file.h"
 #include "kernels/common/logit_order.h"
+#include "verify/layer_dump.h"
 
 namespace lowbit::verify {
 
@@ -120,6 +121,7 @@ void write_dump(const std::string& dir, const IntegerModel& m, const std::vector
   }
   w.set_attr("/", "images", layer_images);
   w.commit();
+  write_layer_dump(dir, m.lowered.net, layer_ints, layer_images);
 }
 
 }  // namespace

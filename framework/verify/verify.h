@@ -63,7 +63,9 @@ class Comparison {
 struct VerifyOptions {
   // Write DIR/integer_logits.h5 (/logits s32 (N, classes), /scale f64 (classes), /labels s32
   // (N), /fake_quant_logits f32 (N, classes)) and DIR/layers.h5 (every value's integers for
-  // the first `dump_layer_images` images: /values/<name> s32 (n, shape...)).
+  // the first `dump_layer_images` images: /values/<name> s32 (n, shape...)), the same integers
+  // in verify/layer_dump.h's plain format (DIR/layers/), and DIR/integer_logits.txt (the exported
+  // runners' line per image).
   std::string dump_dir;
   int64_t dump_layer_images = 16;
 };

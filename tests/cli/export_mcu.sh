@@ -71,6 +71,24 @@ ok=1
 grep -qE "activations \(rw\) +([0-9]+) B arena; the plan's exact accounting: \1 B" "$T/export_lenet5.txt" || { echo "FAIL arena != plan"; ok=0; }
 grep -qE "network data +([0-9]+) B" "$T/export_lenet5.txt" || ok=0
 report arena_equals_plan_lenet5 $ok
+# Localizing a mismatch: the host runner's per-layer integers against the engine's, a corrupted
+# one named by layer, image and element, and a truncated file refused.
+ok=1
+"$T/out_lenet5/host_runner" --idx "$IMAGES" --images 20 --dump "$T/hdump" --dump-images 5 >/dev/null || ok=0
+grep -qE "^[0-9]+ relu2 5 [0-9]+$" "$T/hdump/layers/index.txt" || { echo "FAIL dump index"; ok=0; }
+report host_runner_dump $ok
+expect against_identical 0 "^against=$T/hdump values=[0-9]+ images=5 integers=[0-9]+ identical rounding=single$" -- \
+  verify "$T/lenet5" --against "$T/hdump"
+expect against_own_dump 0 "identical rounding=single$" -- verify "$T/lenet5" --against "$T/dump_lenet5"
+relu2=$(ls "$T"/hdump/layers/*_relu2.i32)
+printf '\x63\x00\x00\x00' | dd of="$relu2" bs=1 seek=$((4 * 1600 * 2 + 4 * 37)) conv=notrunc 2>/dev/null
+expect against_names_layer 1 "^first difference: layer relu2 \(value [0-9]+\), image 2, element 37: engine -?[0-9]+, dump 99$" \
+  "differs from the integer engine" -- verify "$T/lenet5" --against "$T/hdump"
+head -c 100 "$relu2" > "$relu2.cut" && mv "$relu2.cut" "$relu2"
+expect against_truncated 1 "relu2\.i32: 100 bytes, the index says 5 x 1600 int32 = 32000 \(truncated" -- \
+  verify "$T/lenet5" --against "$T/hdump"
+expect against_missing 1 "no $T/nodump/layers/index.txt" -- verify "$T/lenet5" --against "$T/nodump"
+
 check_network tfc configs/tfc_fmnist_w1a1.yaml tflm
 
 # An earlier export is replaced; the folder holds no temporary leftovers.

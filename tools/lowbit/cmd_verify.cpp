@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/threads.h"
 #include "train/trainer.h"
+#include "verify/layer_dump.h"
 #include "verify/verify.h"
 
 namespace po = boost::program_options;
@@ -30,13 +31,15 @@ const char* kVerifyExamples = R"(
 examples:
   lowbit verify runs/lenet5_fmnist_w4a4
   lowbit verify runs/lenet5_fmnist_w4a4 --images 1000 --rounding floor
-  lowbit verify runs/lenet5_fmnist_w4a4 --dump out/   (integer logits and per-layer integers in HDF5)
+  lowbit verify runs/lenet5_fmnist_w4a4 --dump out/   (integer logits and per-layer integers)
+  lowbit verify runs/lenet5_fmnist_w4a4 --against dump/   (an exported runner's per-layer integers:
+      out/lenet5/host_runner --idx IMAGES --dump dump/; names the first layer and image that differ)
 )";
 
 }  // namespace
 
 int cmd_verify(const std::vector<std::string>& args) {
-  std::string rounding = "single", dump;
+  std::string rounding = "single", dump, against;
   long long images = 0;
   double min_agreement = 0.999;
   int threads = 0;
@@ -45,7 +48,9 @@ int cmd_verify(const std::vector<std::string>& args) {
                                                  "compare only the first N test images (default: all)")(
       "rounding", po::value(&rounding), "requantization rounding: single (x * M rounded once: CMSIS-NN / TFLite Micro single-rounding builds; default), tflm (their default double rounding) or floor (PULP / NEMO)")(
       "min-agreement", po::value(&min_agreement), "exit 1 when the top-1 agreement is below this (default 0.999)")(
-      "dump", po::value(&dump), "write integer_logits.h5 and layers.h5 (first 16 images) into this folder")(
+      "dump", po::value(&dump), "write integer_logits.h5/.txt, layers.h5 and layers/ (first 16 images) into this folder")(
+      "against", po::value(&against), "compare the integer engine with the per-layer integers in this folder "
+      "(written by an exported runner's --dump) instead of with the fake-quant model")(
       "threads", po::value(&threads), "threads (default: the run's train.threads)");
   po::variables_map vm;
   std::vector<std::string> positional;
@@ -76,13 +81,26 @@ int cmd_verify(const std::vector<std::string>& args) {
   lo.rounding = intnet::parse_rounding(rounding);
   verify::IntegerModel m = verify::load_integer_model(positional[0], overrides, lo);
   set_num_threads(threads > 0 ? threads : static_cast<int>(m.cfg.train.threads));
+  if (!against.empty()) {
+    const verify::AgainstResult a = verify::compare_against(m, verify::read_layer_dump(against));
+    if (!a.identical) {
+      std::printf("%s\n", a.first.c_str());
+      std::fprintf(stderr, "lowbit verify: %s differs from the integer engine (rounding %s)\n", against.c_str(),
+                   intnet::rounding_name(lo.rounding));
+      return 1;
+    }
+    std::printf("against=%s values=%lld images=%lld integers=%lld identical rounding=%s\n", against.c_str(),
+                static_cast<long long>(a.values), static_cast<long long>(a.images), static_cast<long long>(a.integers),
+                intnet::rounding_name(lo.rounding));
+    return 0;
+  }
   for (const std::string& note : m.lowered.notes) std::fprintf(stderr, "note: %s\n", note.c_str());
   data::DataLoader loader(m.test, train::eval_loader_options(m.cfg));
   verify::VerifyOptions vo;
   vo.dump_dir = dump;
   const verify::VerifyResult r = verify::run_verify(m, loader, vo);
   std::printf("weights=%s\n%s", m.checkpoint.c_str(), verify::format_report(m, r).c_str());
-  if (!dump.empty()) std::printf("dump=%s (integer_logits.h5, layers.h5)\n", dump.c_str());
+  if (!dump.empty()) std::printf("dump=%s (integer_logits.h5, integer_logits.txt, layers.h5, layers/)\n", dump.c_str());
   std::printf("agreement=%.4f fake_quant_acc=%.4f integer_acc=%.4f images=%lld rounding=%s\n", r.agreement(),
               static_cast<double>(r.fake_quant_correct) / static_cast<double>(r.images),
               static_cast<double>(r.integer_correct) / static_cast<double>(r.images), static_cast<long long>(r.images),

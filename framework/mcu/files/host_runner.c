@@ -1,10 +1,15 @@
 /* host_runner.c: runs the exported @NAME@ network on IDX test files (gzip or plain) on the host.
    Prints one line per image, "img I class C logits L0 L1 ...", the same lines as `make qemu` and
    as `lowbit verify --dump` (integer_logits.txt), then images=N accuracy=A.
-   Usage: host_runner --idx IMAGES [--labels LABELS] [--images N] */
+   --dump DIR writes every step's output integers for the first --dump-images images (default 16)
+   in the format of `lowbit verify --dump` (DIR/layers/): `lowbit verify RUN --against DIR` then
+   names the first layer and image that differ from the integer engine.
+   Usage: host_runner --idx IMAGES [--labels LABELS] [--images N] [--dump DIR [--dump-images K]] */
+#define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include "@NAME@.h"
@@ -43,9 +48,68 @@ static unsigned char *read_idx(const char *path, unsigned long *count, unsigned 
   return data;
 }
 
+static FILE *lb_dump_files[@UNAME@_STEPS];
+
+/* Element i of a step's output in the arena, as an integer. */
+static long decode(const unsigned char *p, unsigned long i, int bits, int encoding) {
+  long v;
+  if (bits == 32) {
+    unsigned long u = (unsigned long)p[4 * i] | ((unsigned long)p[4 * i + 1] << 8) | ((unsigned long)p[4 * i + 2] << 16) |
+                      ((unsigned long)p[4 * i + 3] << 24);
+    return u >= 0x80000000ul ? (long)(u - 0x80000000ul) - 0x7fffffffL - 1 : (long)u;
+  }
+  if (bits == 16) {
+    v = (long)p[2 * i] | ((long)p[2 * i + 1] << 8);
+    return v >= 32768 ? v - 65536 : v;
+  }
+  {
+    const unsigned long bit = i * (unsigned long)bits, s = bit & 7u;
+    unsigned long w = p[bit >> 3];
+    if (s + (unsigned long)bits > 8u) w |= (unsigned long)p[(bit >> 3) + 1] << 8;
+    v = (long)((w >> s) & ((1ul << bits) - 1ul));
+  }
+  if (encoding == 2) return 2 * v - 1;
+  if (encoding == 0 && v >= (1L << (bits - 1))) v -= 1L << bits;
+  return v;
+}
+
+static void dump_step(void *ctx, int step) {
+  const @NAME@_step_info *s = &@NAME@_steps[step];
+  const unsigned char *base = (const unsigned char *)((@NAME@_arena_t *)ctx)->words + s->offset;
+  unsigned long i;
+  for (i = 0; i < s->count; ++i) {
+    const unsigned long u = (unsigned long)decode(base, i, s->bits, s->encoding) & 0xfffffffful;
+    const unsigned char b[4] = {(unsigned char)(u & 0xffu), (unsigned char)((u >> 8) & 0xffu),
+                                (unsigned char)((u >> 16) & 0xffu), (unsigned char)(u >> 24)};
+    fwrite(b, 1, 4, lb_dump_files[step]);
+  }
+}
+
+/* DIR/layers/index.txt and one file per step, as `lowbit verify --dump` writes them. */
+static void open_dump(const char *dir, unsigned long images) {
+  char path[4096];
+  FILE *index;
+  int k;
+  snprintf(path, sizeof path, "%s", dir);
+  mkdir(path, 0777);
+  snprintf(path, sizeof path, "%s/layers", dir);
+  mkdir(path, 0777);
+  snprintf(path, sizeof path, "%s/layers/index.txt", dir);
+  index = fopen(path, "w");
+  if (!index) { fprintf(stderr, "host_runner: cannot write %s\n", path); exit(1); }
+  for (k = 0; k < @UNAME@_STEPS; ++k) {
+    const @NAME@_step_info *s = &@NAME@_steps[k];
+    fprintf(index, "%ld %s %lu %lu\n", (long)s->value, s->name, images, (unsigned long)s->count);
+    snprintf(path, sizeof path, "%s/layers/%ld_%s.i32", dir, (long)s->value, s->name);
+    lb_dump_files[k] = fopen(path, "wb");
+    if (!lb_dump_files[k]) { fprintf(stderr, "host_runner: cannot write %s\n", path); exit(1); }
+  }
+  fclose(index);
+}
+
 int main(int argc, char **argv) {
-  const char *idx = 0, *labels_path = 0;
-  unsigned long n = 0, item = 0, ln = 0, lb = 0, i, limit = 0, correct = 0;
+  const char *idx = 0, *labels_path = 0, *dump = 0;
+  unsigned long n = 0, item = 0, ln = 0, lb = 0, i, limit = 0, correct = 0, dump_images = 16;
   unsigned char *images, *labels = 0;
   static @NAME@_arena_t arena;
   int32_t logits[@UNAME@_CLASSES];
@@ -54,8 +118,10 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[a], "--idx") && a + 1 < argc) idx = argv[++a];
     else if (!strcmp(argv[a], "--labels") && a + 1 < argc) labels_path = argv[++a];
     else if (!strcmp(argv[a], "--images") && a + 1 < argc) limit = strtoul(argv[++a], 0, 10);
+    else if (!strcmp(argv[a], "--dump") && a + 1 < argc) dump = argv[++a];
+    else if (!strcmp(argv[a], "--dump-images") && a + 1 < argc) dump_images = strtoul(argv[++a], 0, 10);
     else {
-      fprintf(stderr, "usage: %s --idx IMAGES [--labels LABELS] [--images N]\n", argv[0]);
+      fprintf(stderr, "usage: %s --idx IMAGES [--labels LABELS] [--images N] [--dump DIR [--dump-images K]]\n", argv[0]);
       return 2;
     }
   }
@@ -74,9 +140,14 @@ int main(int argc, char **argv) {
     }
   }
   if (limit && limit < n) n = limit;
+  if (dump_images > n) dump_images = n;
+  if (dump) open_dump(dump, dump_images);
   for (i = 0; i < n; ++i) {
     int c, k;
-    c = @NAME@_classify(images + i * item, &arena, logits);
+    if (dump && i < dump_images)
+      c = @NAME@_classify_traced(images + i * item, &arena, logits, dump_step, &arena);
+    else
+      c = @NAME@_classify(images + i * item, &arena, logits);
     printf("img %lu class %d logits", i, c);
     for (k = 0; k < @UNAME@_CLASSES; ++k) printf(" %ld", (long)logits[k]);
     printf("\n");
@@ -86,6 +157,10 @@ int main(int argc, char **argv) {
     printf("images=%lu accuracy=%lu.%04lu\n", n, n ? correct / n : 0, n ? (correct * 10000 / n) % 10000 : 0);
   else
     printf("images=%lu\n", n);
+  if (dump) {
+    int k;
+    for (k = 0; k < @UNAME@_STEPS; ++k) fclose(lb_dump_files[k]);
+  }
   free(images);
   free(labels);
   return 0;
