@@ -179,33 +179,69 @@ MemoryPlan plan_memory(const intnet::Network& net) {
   for (size_t v = 0; v < nv; ++v)
     if (alias_of[v] >= 0) p.buffer_of_value[v] = p.buffer_of_value[static_cast<size_t>(root(static_cast<int>(v)))];
 
-  // Greedy placement, largest buffer first, each at the lowest offset where it collides with no
-  // placed buffer that is alive at the same time (TFLite Micro's greedy planner does the same).
-  std::vector<size_t> order(p.buffers.size());
-  std::iota(order.begin(), order.end(), size_t{0});
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return p.buffers[a].bytes > p.buffers[b].bytes; });
-  std::vector<size_t> placed;
-  for (size_t b : order) {
-    std::vector<int64_t> candidates{0};
-    for (size_t q : placed)
-      for (const Member& m : members[q]) candidates.push_back(p.buffers[q].offset + m.bytes);
-    std::sort(candidates.begin(), candidates.end());
-    for (int64_t off : candidates) {
-      bool ok = true;
-      for (size_t q = 0; q < placed.size() && ok; ++q)
-        for (const Member& mq : members[placed[q]])
-          for (const Member& mb : members[b])
-            if (overlap_in_time(mq, mb) && off < p.buffers[placed[q]].offset + mq.bytes &&
-                p.buffers[placed[q]].offset < off + mb.bytes)
-              ok = false;
-      if (ok) {
-        p.buffers[b].offset = off;
-        break;
-      }
-    }
-    placed.push_back(b);
-    p.arena_bytes = std::max(p.arena_bytes, p.buffers[b].offset + p.buffers[b].bytes);
+  // Placement: buffers in some order, each at the lowest offset where it collides with no placed
+  // buffer alive at the same time (TFLite Micro's greedy planner, largest first). The order
+  // matters (an in-place pool's small output can share a region a large buffer would block), so
+  // several orders are tried, every order when there are at most 8 buffers, and the smallest
+  // arena wins; it stops early at the lower bound (the most bytes alive in one step).
+  const size_t nb = p.buffers.size();
+  int64_t bound = 0;
+  for (int st = 0; st < steps; ++st) {
+    int64_t alive = 0;
+    for (const auto& ms : members)
+      for (const Member& m : ms) alive += (m.first <= st && st <= m.last) ? m.bytes : 0;
+    bound = std::max(bound, alive);
   }
+  std::vector<size_t> order(nb);
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::vector<std::vector<size_t>> orders;
+  auto by = [&](auto less) {
+    std::vector<size_t> o = order;
+    std::stable_sort(o.begin(), o.end(), less);
+    orders.push_back(o);
+  };
+  auto first_step = [&](size_t b) { return members[b].front().first; };
+  by([&](size_t a, size_t b) { return p.buffers[a].bytes > p.buffers[b].bytes; });
+  by([&](size_t a, size_t b) { return first_step(a) < first_step(b); });
+  by([&](size_t a, size_t b) { return members[a].back().last - first_step(a) > members[b].back().last - first_step(b); });
+  std::vector<int64_t> best_offsets;
+  int64_t best = INT64_MAX;
+  auto try_order = [&](const std::vector<size_t>& o) {
+    std::vector<int64_t> offsets(nb, 0);
+    std::vector<size_t> placed;
+    int64_t arena = 0;
+    for (size_t b : o) {
+      std::vector<int64_t> candidates{0};
+      for (size_t q : placed)
+        for (const Member& m : members[q]) candidates.push_back(offsets[q] + m.bytes);
+      std::sort(candidates.begin(), candidates.end());
+      for (int64_t off : candidates) {
+        bool ok = true;
+        for (size_t q = 0; q < placed.size() && ok; ++q)
+          for (const Member& mq : members[placed[q]])
+            for (const Member& mb : members[b])
+              if (overlap_in_time(mq, mb) && off < offsets[placed[q]] + mq.bytes && offsets[placed[q]] < off + mb.bytes)
+                ok = false;
+        if (ok) {
+          offsets[b] = off;
+          break;
+        }
+      }
+      placed.push_back(b);
+      arena = std::max(arena, offsets[b] + p.buffers[b].bytes);
+      if (arena >= best) return;
+    }
+    best = arena;
+    best_offsets = offsets;
+  };
+  for (const auto& o : orders) try_order(o);
+  if (nb <= 8) {
+    std::vector<size_t> o = order;
+    do try_order(o);
+    while (best > bound && std::next_permutation(o.begin(), o.end()));
+  }
+  for (size_t b = 0; b < nb; ++b) p.buffers[b].offset = best_offsets[b];
+  p.arena_bytes = best;
   return p;
 }
 

@@ -30,6 +30,15 @@ ram=$(sed -n 's/^flash_exact=[0-9]* ram_exact=\([0-9]*\) .*/\1/p' "$T/out")
 [ "$ram" = "$plan_ram" ] || { echo "FAIL RAM $ram, plan $plan_ram"; ok=0; }
 report footprint_matches_the_plan $ok
 
+# The MCU export of the planned run: its arena is the plan's RAM, within the limit, and its
+# weights + parameters are the plan's flash (less fc3's requantization, as above).
+expect export_mcu_planned 0 "activations \(rw\) +$plan_ram B arena; the plan's exact accounting: $plan_ram B" \
+  "network data +$((flash + 256)) B" "limit +20000 B" "limit +2000 B" -- \
+  export mcu "$RUN" -o "$T/mcu" --no-measure --images 4
+ok=1
+[ "$plan_ram" -le 2000 ] && [ "$((flash + 256))" -le 20000 ] || { echo "FAIL over the limits"; ok=0; }
+report export_mcu_within_limits $ok
+
 # The plan is found from the run folder's stored config (its path was made absolute).
 lowbit_abs=$(realpath "$LOWBIT")
 ( cd "$T" && "$lowbit_abs" verify "$RUN" --images 10 > "$T/all" 2>&1 ) && ok=1 || ok=0
