@@ -106,6 +106,22 @@ expect train_float 0 "test_acc=" -- train configs/lenet5_fmnist_fp32.yaml --out 
 expect float_run 1 "no quantizers|quant:|quantization" -- export mcu "$T/fp32" -o "$T/new" --no-measure
 ok=1; [ ! -e "$T/new" ] && ! ls -d "$T"/new.* 2>/dev/null || { echo "FAIL something was written"; ok=0; }; report float_nothing_written $ok
 expect missing_run 1 "nothere" -- export mcu "$T/nothere" -o "$T/new"
+# A run whose integer network cannot be built: the layer, why, and the fix; nothing written.
+mkdir -p "$T/models"
+cat > "$T/models/sig.yaml" <<'EOF'
+name: sig
+params: {in_channels: 1, input_size: 28, num_classes: 10}
+input: [in_channels, input_size, input_size]
+layers:
+  - {name: flatten, type: flatten}
+  - {name: fc1, type: linear, out_features: 32}
+  - {name: s, type: sigmoid}
+  - {name: fc2, type: linear, out_features: num_classes}
+EOF
+expect train_sigmoid 0 "test_acc=" -- train configs/lenet5_fmnist_w4a4.yaml model.path="$T/models/sig.yaml" --out "$T/sig" "${SMALL[@]}"
+expect not_lowerable 1 "cannot lower sig to integers: layer s \(quant_sigmoid\): a sigmoid of an accumulator has no integer form\. Fix: " -- \
+  export mcu "$T/sig" -o "$T/new"
+ok=1; [ ! -e "$T/new" ] && ! ls -d "$T"/new.* 2>/dev/null || { echo "FAIL something was written"; ok=0; }; report not_lowerable_nothing_written $ok
 
 # The host runner refuses a file that is not an image IDX of the network's size.
 ok=1
