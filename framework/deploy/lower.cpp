@@ -168,7 +168,8 @@ int requantize_to(Lowerer& L, int node, int src, const TargetGrid& t, float act_
         off.push_back(static_cast<int32_t>(std::nearbyint(in.b[c] / in.a[c]) - before));
       }
     }
-    detail::fold_pending_bias(L, node, in);
+    // Finer bias rounding, except where floor rounding's half already rides in the bias.
+    detail::fold_pending_bias(L, node, in, L.out.rounding_offset.count(in.value) == 0);
     L.out.node_value[static_cast<size_t>(src)] = in.value;
     intnet::Value& acc = L.out.net.values.at(static_cast<size_t>(in.value));
     acc.scale = in.a;
@@ -373,7 +374,7 @@ LoweredModel lower(nn::Graph& model, const Shape& input, const std::string& name
   if (out.kind == State::Kind::none)
     L.refuse(last, "the model output is not on an integer grid (" + out.why + ")", "quantize the last layer");
   if (out.kind == State::Kind::affine) {  // int32 logits with their (per-class) scale
-    detail::fold_pending_bias(L, last, out);
+    detail::fold_pending_bias(L, last, out, false);  // the logits keep the dot product's grid
     L.out.net.values.at(static_cast<size_t>(out.value)).scale = out.a;
     L.out.node_value[static_cast<size_t>(last)] = out.value;
   }

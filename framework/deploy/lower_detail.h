@@ -67,6 +67,9 @@ State lower_node(Lowerer& L, int node);
 // Requantizes the output of trained node `src` onto quantizer q's grid (no activation clamp).
 int requantize_to_grid(Lowerer& L, int node, int src, quant::Quantizer& q, const std::string& name);
 // Rounds the pending bias b of an affine state into its producer's int32 bias (b becomes 0).
-void fold_pending_bias(Lowerer& L, int node, State& s);
+// With `fine`, a float bias or batch-norm shift gets up to 16 more fraction bits: the producer's
+// dot product is scaled by 2^acc_shift (as far as the int32 range proof allows) and the state's
+// multipliers a divided by it, so the rounding is far below one LSB of the requantized output.
+void fold_pending_bias(Lowerer& L, int node, State& s, bool fine);
 
 }  // namespace lowbit::deploy::detail

@@ -57,27 +57,50 @@ intnet::WeightTensor integer_weights(Lowerer& L, int node, const Tensor& wfq, co
 
 }  // namespace
 
-void fold_pending_bias(Lowerer& L, int node, State& s) {
+void fold_pending_bias(Lowerer& L, int node, State& s, bool fine) {
   if (s.kind != State::Kind::affine) return;
   bool any = false;
   for (double v : s.b) any = any || v != 0.0;
   if (!any) return;
   intnet::Node& p = L.out.net.nodes.at(static_cast<size_t>(s.producer));
   std::vector<int32_t>* bias = nullptr;
-  if (auto* c = std::get_if<intnet::ConvAttrs>(&p.attrs)) bias = &c->bias;
-  if (auto* m = std::get_if<intnet::MatmulAttrs>(&p.attrs)) bias = &m->bias;
+  int* acc_shift = nullptr;
+  const intnet::WeightTensor* w = nullptr;
+  int32_t zp = 0;
+  if (auto* c = std::get_if<intnet::ConvAttrs>(&p.attrs)) bias = &c->bias, acc_shift = &c->acc_shift, w = &c->weight, zp = c->input_zero_point;
+  if (auto* m = std::get_if<intnet::MatmulAttrs>(&p.attrs)) bias = &m->bias, acc_shift = &m->acc_shift, w = &m->weight, zp = m->input_zero_point;
   LB_CHECK(bias, "lowering: the accumulator of ", p.name, " has no bias to fold into");
+  // The largest shift (up to 16) whose worst-case accumulator stays within 2^30 on every channel.
+  int shift = 0;
+  if (fine && s.rounded_bias) {
+    const intnet::Value& x = L.out.net.value(p.inputs.at(0));
+    const double x_max = std::max(std::fabs(static_cast<double>(x.lo - zp)), std::fabs(static_cast<double>(x.hi - zp)));
+    const int64_t per = w->per_output();
+    auto fits = [&](int k) {
+      for (size_t c = 0; c < s.b.size(); ++c) {
+        double sum = 0;
+        for (int64_t j = 0; j < per; ++j) sum += std::fabs(static_cast<double>(w->data[static_cast<size_t>(static_cast<int64_t>(c) * per + j)]));
+        const double fine_bias = std::fabs(std::ldexp(static_cast<double>((*bias)[c]) + s.b[c] / s.a[c], k)) + 1;
+        if (std::ldexp(sum * x_max, k) + fine_bias > 1073741824.0) return false;
+      }
+      return true;
+    };
+    while (shift < 16 && fits(shift + 1)) ++shift;
+  }
   if (s.rounded_bias)
-    L.out.notes.push_back(p.name + ": a float bias or batch-norm shift is rounded to the int32 accumulator grid " +
-                          "(exact with Int32Bias and quant.bn_fold)");
+    L.out.notes.push_back(p.name + ": a float bias or batch-norm shift is rounded to the int32 accumulator grid" +
+                          (shift ? " with " + std::to_string(shift) + " extra fraction bits (acc_shift)" : std::string()) +
+                          " (exact with Int32Bias and quant.bn_fold)");
+  *acc_shift = shift;
   for (size_t c = 0; c < s.b.size(); ++c) {
-    const double q = std::nearbyint(s.b[c] / s.a[c]) + (*bias)[c];
+    const double q = std::nearbyint(std::ldexp(s.b[c] / s.a[c], shift)) + std::ldexp(static_cast<double>((*bias)[c]), shift);
     if (!(std::fabs(q) < 2147483647.0))
       L.refuse(node, "the bias of output channel " + std::to_string(c) + " is " + number(s.b[c]) +
                          ", which is " + number(q) + " on the accumulator grid: it does not fit int32",
                "the batch norm or bias is far larger than the accumulator's scale; check the checkpoint");
     (*bias)[c] = static_cast<int32_t>(q);
     s.b[c] = 0.0;
+    s.a[c] = std::ldexp(s.a[c], -shift);
   }
 }
 

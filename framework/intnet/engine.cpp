@@ -29,7 +29,7 @@ void conv_sample(const ConvAttrs& a, const Value& in, const Value& out, const in
   std::vector<int32_t> xs(static_cast<size_t>(h * w));
   for (int64_t oc = 0; oc < cout; ++oc) {
     int32_t* yo = y + oc * oh * ow;
-    std::fill(yo, yo + oh * ow, a.bias[static_cast<size_t>(oc)]);
+    std::fill(yo, yo + oh * ow, 0);
     const int64_t g = oc / cout_g;
     for (int64_t icg = 0; icg < cin_g; ++icg) {
       const int64_t ic = g * cin_g + icg;
@@ -52,6 +52,8 @@ void conv_sample(const ConvAttrs& a, const Value& in, const Value& out, const in
           }
         }
     }
+    const int32_t mult = int32_t{1} << a.acc_shift, b = a.bias[static_cast<size_t>(oc)];
+    for (int64_t i = 0; i < oh * ow; ++i) yo[i] = yo[i] * mult + b;
   }
 }
 
@@ -61,9 +63,9 @@ void matmul_sample(const MatmulAttrs& a, const int32_t* x, int32_t* y) {
   for (int64_t i = 0; i < ins; ++i) xs[static_cast<size_t>(i)] = x[i] - a.input_zero_point;
   for (int64_t o = 0; o < outs; ++o) {
     const int8_t* wr = a.weight.data.data() + o * ins;
-    int32_t acc = a.bias[static_cast<size_t>(o)];
+    int32_t acc = 0;
     for (int64_t i = 0; i < ins; ++i) acc += static_cast<int32_t>(wr[i]) * xs[static_cast<size_t>(i)];
-    y[o] = acc;
+    y[o] = acc * (int32_t{1} << a.acc_shift) + a.bias[static_cast<size_t>(o)];
   }
 }
 
@@ -168,12 +170,13 @@ bool Engine::run_int8(size_t k, const Node& node) {
   if (kern->conv) kern->conv->run(packed_.data(), y);
   else kern->matmul->run(packed_.data(), y);
   const std::vector<int32_t>& bias = conv ? conv->bias : mm->bias;
+  const int32_t mult = int32_t{1} << (conv ? conv->acc_shift : mm->acc_shift);
   const int64_t channels = out.shape.at(0), inner = out_n / channels;
 #pragma omp parallel for schedule(static)
   for (int64_t s = 0; s < n; ++s)
     for (int64_t c = 0; c < channels; ++c) {
       int32_t* yc = y + s * out_n + c * inner;
-      for (int64_t i = 0; i < inner; ++i) yc[i] += bias[static_cast<size_t>(c)];
+      for (int64_t i = 0; i < inner; ++i) yc[i] = yc[i] * mult + bias[static_cast<size_t>(c)];
     }
   return true;
 }

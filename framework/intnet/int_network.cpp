@@ -132,11 +132,15 @@ void Network::validate() const {
       case OpKind::conv2d: {
         const auto& a = std::get<ConvAttrs>(n.attrs);
         check_weight(n, a.weight, a.bias);
+        LB_CHECK(a.acc_shift >= 0 && a.acc_shift <= 24, "integer network: node ", n.name, ": acc_shift ", a.acc_shift,
+                 " outside [0, 24]");
         break;
       }
       case OpKind::matmul: {
         const auto& a = std::get<MatmulAttrs>(n.attrs);
         check_weight(n, a.weight, a.bias);
+        LB_CHECK(a.acc_shift >= 0 && a.acc_shift <= 24, "integer network: node ", n.name, ": acc_shift ", a.acc_shift,
+                 " outside [0, 24]");
         break;
       }
       case OpKind::requantize: {

@@ -12,8 +12,10 @@
 // Ops (y is the output value, x the inputs):
 //   quantize    float input -> integers: q = clamp(round(x / scale + zp), lo, hi) with the
 //               quantizer's own float32 arithmetic and rounding (kernels/common/fake_quant_math.h)
-//   conv2d      y[c] = bias[c] + sum w[c, ...] * (x[...] - x_zp)             int32 accumulator
-//   matmul      y[o] = bias[o] + sum_i w[o, i] * (x[i] - x_zp)               int32 accumulator
+//   conv2d      y[c] = bias[c] + 2^acc_shift * sum w[c, ...] * (x[...] - x_zp)   int32 accumulator
+//   matmul      y[o] = bias[o] + 2^acc_shift * sum_i w[o, i] * (x[i] - x_zp)     int32 accumulator
+//               (acc_shift > 0 gives a float bias or batch-norm shift acc_shift more fraction bits
+//               than the dot product's grid, so it is rounded far finer than one LSB)
 //   requantize  y[c] = clamp(requant(x[c] - x_zp, m0[c], shift[c]) + y_zp, lo, hi)
 //               (kernels/common/requant_math.h, the network's rounding mode)
 //   max_pool    window max (padding never wins)
@@ -97,6 +99,7 @@ struct ConvAttrs {
   WeightTensor weight;
   std::vector<int32_t> bias;  // (C_out) on the accumulator grid s_in * s_w[c]
   int32_t input_zero_point = 0;
+  int acc_shift = 0;          // the dot product is scaled by 2^acc_shift before the bias is added
   int64_t acc_bound = 0;      // proven max |accumulator| (bias included)
 };
 
@@ -104,6 +107,7 @@ struct MatmulAttrs {
   WeightTensor weight;        // (out, in)
   std::vector<int32_t> bias;  // (out)
   int32_t input_zero_point = 0;
+  int acc_shift = 0;          // as in ConvAttrs
   int64_t acc_bound = 0;
 };
 

@@ -27,17 +27,18 @@ void set_range(Value& v, int64_t lo, int64_t hi) {
   }
 }
 
-// Worst-case |bias[c] + sum_j w[c, j] * x_j| with |x_j| <= x_max, over the output channels.
-int64_t dot_bound(const Node& n, const WeightTensor& w, const std::vector<int32_t>& bias, int64_t x_max) {
+// Worst-case |bias[c] + 2^shift * sum_j w[c, j] * x_j| with |x_j| <= x_max, over the output channels.
+int64_t dot_bound(const Node& n, const WeightTensor& w, const std::vector<int32_t>& bias, int64_t x_max, int shift) {
   const int64_t per = w.per_output();
   int64_t worst = 0;
   for (int64_t c = 0; c < w.out_channels(); ++c) {
     int64_t sum = 0;
     for (int64_t j = 0; j < per; ++j) sum += std::abs(static_cast<int64_t>(w.data[static_cast<size_t>(c * per + j)]));
     const int64_t b = std::abs(static_cast<int64_t>(bias[static_cast<size_t>(c)]));
-    const int64_t bound = sum * x_max + b;
+    const int64_t bound = (sum * x_max << shift) + b;
     LB_CHECK(bound <= kInt32Max, "integer network ", n.name, ": output channel ", c, " can reach |accumulator| = ",
-             sum, " (sum of |weights|) x ", x_max, " (largest |input|) + ", b, " (|bias|) = ", bound,
+             sum, " (sum of |weights|) x ", x_max, " (largest |input|)",
+             shift ? " x 2^" + std::to_string(shift) + " (acc_shift)" : std::string(), " + ", b, " (|bias|) = ", bound,
              ", which needs ", signed_bits_for(bound), " bits: more than int32. Fix: fewer input bits, smaller ",
              "weights, or split the layer");
     worst = std::max(worst, bound);
@@ -57,13 +58,13 @@ void prove_ranges(Network& net) {
       case OpKind::threshold: break;  // set by the lowering from the grid / the table / the levels
       case OpKind::conv2d: {
         auto& a = std::get<ConvAttrs>(n.attrs);
-        a.acc_bound = dot_bound(n, a.weight, a.bias, magnitude(in(0), a.input_zero_point));
+        a.acc_bound = dot_bound(n, a.weight, a.bias, magnitude(in(0), a.input_zero_point), a.acc_shift);
         set_range(y, -a.acc_bound, a.acc_bound);
         break;
       }
       case OpKind::matmul: {
         auto& a = std::get<MatmulAttrs>(n.attrs);
-        a.acc_bound = dot_bound(n, a.weight, a.bias, magnitude(in(0), a.input_zero_point));
+        a.acc_bound = dot_bound(n, a.weight, a.bias, magnitude(in(0), a.input_zero_point), a.acc_shift);
         set_range(y, -a.acc_bound, a.acc_bound);
         break;
       }

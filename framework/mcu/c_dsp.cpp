@@ -68,7 +68,8 @@ void emit_permute(std::ostringstream& os, const std::string& ind, const std::str
 // Bias plus the raw sum with the field factor shifted out.
 std::string total(const DspWeights& w, const std::string& channel, const std::string& raw) {
   const std::string b = "lb_b_" + w.id + "[" + channel + "]";
-  return w.bits == 8 ? b + " + " + raw : b + " + lb_asr32(" + raw + ", " + str(8 - w.bits) + ")";
+  const std::string dot = w.bits == 8 ? raw : "lb_asr32(" + raw + ", " + str(8 - w.bits) + ")";
+  return b + " + " + dot + (w.acc_shift ? " * " + str(int64_t{1} << w.acc_shift) : "");
 }
 
 }  // namespace

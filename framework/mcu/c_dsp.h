@@ -23,6 +23,7 @@ struct DspWeights {
   std::string id;  // step number: lb_step_<id>, lb_w_<id>, lb_b_<id>, W_<id>(i) (tail loads)
   int bits = 8;    // 8, 4 or 2 (two's complement)
   int64_t k = 0;   // weights per output channel (row length)
+  int acc_shift = 0;  // the dot product is scaled by 2^acc_shift before the bias is added
 };
 
 // Rows of k weights of `bits` bits start on byte boundaries, and the width has a kernel.

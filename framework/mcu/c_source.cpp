@@ -50,6 +50,11 @@ TableType table_type(int64_t lo, int64_t hi) {
   return {"int32_t", 4};
 }
 
+// "bias + acc * 2^shift" (the conv2d / matmul accumulator of int_network.h).
+std::string with_bias(const std::string& acc, const std::string& bias, int shift) {
+  return shift == 0 ? bias + " + " + acc : bias + " + " + acc + " * " + std::to_string(int64_t{1} << shift);
+}
+
 class Writer {
  public:
   Writer(const intnet::Network& net, const MemoryPlan& plan, const std::string& name)
@@ -69,13 +74,14 @@ class Writer {
                         const std::string& acc = "acc");
   // The kernels of c_dsp.h apply: 8/4/2-bit integer weights in byte-aligned rows, one group,
   // x - zero point in int16, and the sums scaled by 2^(8 - bits) (plus the bias) within int32.
-  bool dsp_ok(const intnet::WeightTensor& w, int64_t groups, const intnet::Value& in, int32_t zp, int64_t acc_bound,
+  // `dot_bound`: the largest |dot product| (the accumulator bound before the 2^acc_shift).
+  bool dsp_ok(const intnet::WeightTensor& w, int64_t groups, const intnet::Value& in, int32_t zp, int64_t dot_bound,
               const std::vector<int32_t>& bias) const {
     if (w.kind != intnet::WeightKind::integer || groups != 1 || !dsp_weight_bits_ok(w.bits, w.per_output())) return false;
     if (in.lo - zp < INT16_MIN || in.hi - zp > INT16_MAX) return false;
     int64_t max_bias = 0;
     for (int32_t b : bias) max_bias = std::max<int64_t>(max_bias, b < 0 ? -static_cast<int64_t>(b) : b);
-    return (acc_bound + max_bias) * (int64_t{1} << (8 - w.bits)) <= INT32_MAX;
+    return (dot_bound + 1 + max_bias) * (int64_t{1} << (8 - w.bits)) <= INT32_MAX;
   }
   void emit_requant_params(int s, const intnet::RequantizeAttrs& a, int64_t channels);
   void emit_step(int s, const std::vector<float>& pixel_values);
@@ -254,14 +260,14 @@ void Writer::emit_step(int s, const std::vector<float>& pixel_values) {
       const PostCode post = [&](const std::string& c, const std::string& idx, const std::string& v) {
         return post_code(s, st, c, idx, v);
       };
-      if (dsp_ok(a.weight, a.groups, in, a.input_zero_point, a.acc_bound, a.bias)) {
+      if (dsp_ok(a.weight, a.groups, in, a.input_zero_point, a.acc_bound >> a.acc_shift, a.bias)) {
         DspConv d;
         d.load_input = "LD_" + in_id(0);
         d.cin = in.shape[0], d.h = h, d.w = w, d.cout = acc.shape[0], d.oh = oh, d.ow = ow;
         d.kh = a.kernel_h, d.kw = a.kernel_w, d.stride_h = a.stride_h, d.stride_w = a.stride_w;
         d.dil_h = a.dil_h, d.dil_w = a.dil_w, d.pad_top = a.pad_top, d.pad_left = a.pad_left;
         d.input_zero_point = a.input_zero_point;
-        code_ << dsp_conv_code(d, DspWeights{id, a.weight.bits, a.weight.per_output()}, post);
+        code_ << dsp_conv_code(d, DspWeights{id, a.weight.bits, a.weight.per_output(), a.acc_shift}, post);
         return;
       }
       const std::string zp = a.input_zero_point ? " - " + std::to_string(a.input_zero_point) : "";
@@ -271,7 +277,7 @@ void Writer::emit_step(int s, const std::vector<float>& pixel_values) {
             << "    const int32_t ic0 = (oc / " << cout_g << ") * " << cin_g << ";\n"
             << "    for (oy = 0; oy < " << oh << "; ++oy)\n"
             << "      for (ox = 0; ox < " << ow << "; ++ox) {\n"
-            << "        int32_t acc = lb_b_" << id << "[oc];\n"
+            << "        int32_t acc = 0;\n"
             << "        for (ci = 0; ci < " << cin_g << "; ++ci)\n"
             << "          for (ky = 0; ky < " << a.kernel_h << "; ++ky) {\n"
             << "            const int32_t iy = oy * " << a.stride_h << " + ky * " << a.dil_h << " - " << a.pad_top << ";\n"
@@ -282,6 +288,7 @@ void Writer::emit_step(int s, const std::vector<float>& pixel_values) {
             << "              acc += W_" << id << "(((oc * " << cin_g << " + ci) * " << a.kernel_h << " + ky) * " << a.kernel_w
             << " + kx) * (LD_" << in_id(0) << "(((ic0 + ci) * " << h << " + iy) * " << w << " + ix)" << zp << ");\n"
             << "            }\n          }\n"
+            << "        acc = " << with_bias("acc", "lb_b_" + id + "[oc]", a.acc_shift) << ";\n"
             << "        " << post_code(s, st, "oc", "(oc * " + std::to_string(oh) + " + oy) * " + std::to_string(ow) + " + ox")
             << "\n      }\n  }\n}\n";
       return;
@@ -293,17 +300,18 @@ void Writer::emit_step(int s, const std::vector<float>& pixel_values) {
       bytes_[static_cast<size_t>(s)].params += 4 * static_cast<int64_t>(a.bias.size());
       const int64_t outs = a.weight.shape[0], ins = a.weight.shape[1];
       const std::string zp = a.input_zero_point ? " - " + std::to_string(a.input_zero_point) : "";
-      if (dsp_ok(a.weight, 1, net_.value(st.inputs[0]), a.input_zero_point, a.acc_bound, a.bias)) {
-        code_ << dsp_matmul_code(DspWeights{id, a.weight.bits, ins}, "LD_" + in_id(0), outs, a.input_zero_point,
+      if (dsp_ok(a.weight, 1, net_.value(st.inputs[0]), a.input_zero_point, a.acc_bound >> a.acc_shift, a.bias)) {
+        code_ << dsp_matmul_code(DspWeights{id, a.weight.bits, ins, a.acc_shift}, "LD_" + in_id(0), outs, a.input_zero_point,
                                  [&](const std::string& c, const std::string& idx, const std::string& v) {
                                    return post_code(s, st, c, idx, v);
                                  });
         return;
       }
       code_ << "static void lb_step_" << id << "(uint8_t *a) {\n  int32_t o, i;\n"
-            << "  for (o = 0; o < " << outs << "; ++o) {\n    int32_t acc = lb_b_" << id << "[o];\n"
+            << "  for (o = 0; o < " << outs << "; ++o) {\n    int32_t acc = 0;\n"
             << "    for (i = 0; i < " << ins << "; ++i) acc += W_" << id << "(o * " << ins << " + i) * (LD_" << in_id(0)
-            << "(i)" << zp << ");\n    " << post_code(s, st, "o", "o") << "\n  }\n}\n";
+            << "(i)" << zp << ");\n    acc = " << with_bias("acc", "lb_b_" + id + "[o]", a.acc_shift) << ";\n    "
+            << post_code(s, st, "o", "o") << "\n  }\n}\n";
       return;
     }
     case StepKind::max_pool:

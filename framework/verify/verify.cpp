@@ -141,8 +141,12 @@ Comparison::Comparison(nn::Graph& g, const deploy::LoweredModel& lowered)
     a.value = v;
     a.bits = net.value(v).bits;
     a.is_signed = net.value(v).is_signed;
-    for (const auto& n : net.nodes)
-      if (n.output == v) a.op = intnet::op_name(n.op);
+    for (const auto& n : net.nodes) {
+      if (n.output != v) continue;
+      a.op = intnet::op_name(n.op);
+      if (const auto* c = std::get_if<intnet::ConvAttrs>(&n.attrs)) a.finer_than_float = c->acc_shift > 0;
+      if (const auto* mm = std::get_if<intnet::MatmulAttrs>(&n.attrs)) a.finer_than_float = mm->acc_shift > 0;
+    }
     layer_of_node_[k] = static_cast<int>(r_.layers.size());
     r_.layers.push_back(a);
   }
@@ -192,7 +196,7 @@ void Comparison::add_batch(const Tensor& x, const Tensor& labels) {
 VerifyResult Comparison::finish() {
   r_.first_divergence = -1;
   for (size_t i = 0; i < r_.layers.size() && r_.first_divergence < 0; ++i)
-    if (r_.layers[i].equal != r_.layers[i].total) r_.first_divergence = static_cast<int>(i);
+    if (r_.layers[i].equal != r_.layers[i].total && !r_.layers[i].finer_than_float) r_.first_divergence = static_cast<int>(i);
   return r_;
 }
 
@@ -236,8 +240,9 @@ std::string format_report(const IntegerModel& m, const VerifyResult& r) {
   os << line;
   for (const LayerAgreement& a : r.layers) {
     const std::string grid = std::to_string(a.bits) + (a.is_signed ? "-bit s" : "-bit u");
-    std::snprintf(line, sizeof line, "%-20s %-11s %-8s %12lld %10.6f %9lld\n", a.name.c_str(), a.op.c_str(), grid.c_str(),
-                  static_cast<long long>(a.total), a.fraction(), static_cast<long long>(a.max_diff));
+    std::snprintf(line, sizeof line, "%-20s %-11s %-8s %12lld %10.6f %9lld%s\n", a.name.c_str(), a.op.c_str(), grid.c_str(),
+                  static_cast<long long>(a.total), a.fraction(), static_cast<long long>(a.max_diff),
+                  a.finer_than_float ? "  (acc_shift: finer than float32)" : "");
     os << line;
   }
   if (r.integer_ties > 0)

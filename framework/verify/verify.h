@@ -23,6 +23,9 @@ struct LayerAgreement {
   // The first mismatch (image index in the test split, flat element index within the sample).
   int64_t first_image = -1, first_element = -1;
   int64_t engine_int = 0, fake_quant_int = 0;
+  // An accumulator with acc_shift > 0: its grid is finer than the fake-quant model's float32
+  // carries, so it is shown but not a divergence (its requantized output is what counts).
+  bool finer_than_float = false;
   double fraction() const { return total ? static_cast<double>(equal) / static_cast<double>(total) : 1.0; }
 };
 

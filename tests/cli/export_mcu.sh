@@ -27,7 +27,7 @@ MEASURE=(); [ $cross = 1 ] || MEASURE=(--no-measure)
 # thresholds, TFLM rounding).
 check_network() {  # NAME CONFIG ROUNDING
   local name=$1 config=$2 rounding=$3 run="$T/$1" out="$T/out_$1"
-  expect "train_$name" 0 "test_acc=" -- train "$config" --out "$run" "${SMALL[@]}"
+  expect "train_$name" 0 "test_acc=" -- train $config --out "$run" "${SMALL[@]}"
   expect "verify_dump_$name" 0 "rounding=$rounding$" -- verify "$run" --rounding "$rounding" --dump "$T/dump_$name" --min-agreement 0
   expect "export_$name" 0 "^wrote $out " "activations \(rw\) +[0-9]+ B arena" "weights \(ro\) +[0-9]+ B" -- \
     export mcu "$run" -o "$out" --rounding "$rounding" --images 12 "${MEASURE[@]}"
@@ -90,6 +90,27 @@ expect against_truncated 1 "relu2\.i32: 100 bytes, the index says 5 x 1600 int32
 expect against_missing 1 "no $T/nodump/layers/index.txt" -- verify "$T/lenet5" --against "$T/nodump"
 
 check_network tfc configs/tfc_fmnist_w1a1.yaml tflm
+
+# Batch norm kept as per-channel multipliers (ICN): its shift rides in a bias with extra
+# fraction bits (acc_shift), which the C applies as the engine does.
+mkdir -p "$T/models"
+cat > "$T/models/icn.yaml" <<'EOF'
+name: icn
+params: {in_channels: 1, input_size: 28, num_classes: 10}
+input: [in_channels, input_size, input_size]
+layers:
+  - {name: conv1, type: conv2d, out_channels: 6, kernel_size: 5, bias: false}
+  - {name: bn1, type: batch_norm2d}
+  - {name: relu1, type: relu}
+  - {name: pool1, type: max_pool2d, kernel_size: 2}
+  - {name: conv2, type: conv2d, out_channels: 8, kernel_size: 3, padding: 1, bias: false}
+  - {name: bn2, type: batch_norm2d}
+  - {name: relu2, type: relu}
+  - {name: flatten, type: flatten}
+  - {name: fc, type: linear, out_features: num_classes}
+EOF
+check_network icn "configs/lenet5_fmnist_w4a4.yaml model.path=$T/models/icn.yaml" single
+expect icn_acc_shift 0 "^conv1 +conv2d .* <<[0-9]+ " "^conv2 +conv2d .* <<[0-9]+ " -- inspect "$T/icn" --integer
 
 # An earlier export is replaced; the folder holds no temporary leftovers.
 expect reexport 0 "^wrote $T/out_lenet5 " -- export mcu "$T/lenet5" -o "$T/out_lenet5" --images 2 --no-measure

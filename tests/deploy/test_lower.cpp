@@ -177,15 +177,24 @@ TEST(Lower, ResidualAddConcatAndBatchNormAsIntegerChannelNormalization) {
     if (const auto* a = std::get_if<intnet::RequantizeAttrs>(&n.attrs))
       for (int32_t m : a->m0) negative_m0 = negative_m0 || m < 0;
   EXPECT_TRUE(negative_m0);
-  // The batch norm's shift, rounded to the accumulator grid, is the only approximation: the first
-  // requantization after it is off by at most one LSB, rarely; later layers inherit that.
+  // The batch norm's shift is rounded into the bias with extra fraction bits (acc_shift), so it is
+  // no longer an approximation one can see: every requantized layer gives the fake-quant integers
+  // (but for near-ties of the model's float32 arithmetic).
+  int shifted = 0;
+  for (const auto& n : low.net.nodes)
+    if (const auto* c = std::get_if<intnet::ConvAttrs>(&n.attrs)) shifted += c->acc_shift > 0;
+  EXPECT_GE(shifted, 2);  // conv1 and conv3 carry a batch norm
   const verify::VerifyResult r = compare(b, low, Shape({16, 2, 8, 8}));
   ASSERT_GE(r.layers.size(), 3u);
-  EXPECT_EQ(r.layers[1].name, "bn1");  // the accumulator, on the batch norm's output grid
+  EXPECT_EQ(r.layers[1].name, "bn1");  // the accumulator, finer than the model's float32 can say
+  EXPECT_TRUE(r.layers[1].finer_than_float);
   EXPECT_EQ(r.layers[2].name, "relu1");
-  EXPECT_LE(r.layers[2].max_diff, 1);
-  EXPECT_GE(r.layers[2].fraction(), 0.999);
-  EXPECT_GE(r.agreement(), 0.9);
+  for (const verify::LayerAgreement& l : r.layers) {
+    if (l.finer_than_float) continue;
+    EXPECT_LE(l.max_diff, 1) << l.name;
+    EXPECT_GE(l.fraction(), 0.999) << l.name;
+  }
+  EXPECT_GE(r.agreement(), 0.99);
 }
 
 TEST(Lower, BatchNormFoldedDuringTrainingGivesIntegerWeightsOfTheFoldedLayer) {

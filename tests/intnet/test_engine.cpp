@@ -164,6 +164,14 @@ TEST(IntEngine, MatmulRequantizePerChannelAndClamp) {
   Engine f(net);
   f.run(x.data(), 1);
   EXPECT_EQ(f.output(), (std::vector<int32_t>{9, 13, 4}));
+  // acc_shift: the dot product is scaled before the bias is added (a bias with 3 fraction bits).
+  std::get<MatmulAttrs>(net.nodes[1].attrs).acc_shift = 3;
+  prove_ranges(net);
+  Engine g(net);
+  g.run(x.data(), 1, true);
+  // [10 + 15 * 8, -20 + 105 * 8, 0 - 3 * 8]
+  EXPECT_EQ(g.value(acc), (std::vector<int32_t>{130, 820, -24}));
+  EXPECT_EQ(std::get<MatmulAttrs>(net.nodes[1].attrs).acc_bound, 7 * 5 * 15 * 8 + 20);  // the row of 7s, |x| <= 15
 }
 
 TEST(IntEngine, PoolsAddConcatReshapeLut) {
@@ -285,6 +293,7 @@ TEST(IntEngine, OnednnInt8PathEqualsTheReferenceLoops) {
     for (int64_t i = 0; i < c.c_out * (c.c_in / c.groups) * c.k * c.k; ++i) a.weight.data.push_back(static_cast<int8_t>(wd(rng)));
     a.weight.scale = {1.0};
     for (int64_t o = 0; o < c.c_out; ++o) a.bias.push_back(bd(rng));
+    a.acc_shift = c.k == 1 ? 3 : (c.k == 3 && c.groups == 1 ? 1 : 0);  // the scaled dot product on both paths
     const int64_t span = (c.k - 1) * c.dil + 1;
     const int64_t oh = (c.h + 2 * c.pad - span) / c.stride + 1, ow = (c.w + 2 * c.pad - span) / c.stride + 1;
     const int acc = add(net, OpKind::conv2d, "conv", {in}, value("acc", {c.c_out, oh, ow}, INT32_MIN, INT32_MAX), a);

@@ -66,14 +66,14 @@ int inspect_integer(const std::string& run, const std::string& rounding) {
     const intnet::Value& y = net.value(n.output);
     std::string weights = "-", mult = "-", acc = "-";
     int64_t bytes = 0;
-    auto weight_info = [&](const intnet::WeightTensor& w, const std::vector<int32_t>& bias, int64_t bound) {
+    auto weight_info = [&](const intnet::WeightTensor& w, const std::vector<int32_t>& bias, int64_t bound, int shift) {
       weights = std::to_string(w.bits) + "b " + intnet::weight_kind_name(w.kind) + " x" + std::to_string(w.data.size());
       if (w.scale.size() > 1) weights += " pc";
-      acc = std::to_string(intnet::signed_bits_for(bound));
+      acc = std::to_string(intnet::signed_bits_for(bound)) + (shift ? " <<" + std::to_string(shift) : "");
       bytes = w.packed_bytes() + 4 * static_cast<int64_t>(bias.size());
     };
-    if (const auto* c = std::get_if<intnet::ConvAttrs>(&n.attrs)) weight_info(c->weight, c->bias, c->acc_bound);
-    if (const auto* mm = std::get_if<intnet::MatmulAttrs>(&n.attrs)) weight_info(mm->weight, mm->bias, mm->acc_bound);
+    if (const auto* c = std::get_if<intnet::ConvAttrs>(&n.attrs)) weight_info(c->weight, c->bias, c->acc_bound, c->acc_shift);
+    if (const auto* mm = std::get_if<intnet::MatmulAttrs>(&n.attrs)) weight_info(mm->weight, mm->bias, mm->acc_bound, mm->acc_shift);
     if (const auto* r = std::get_if<intnet::RequantizeAttrs>(&n.attrs)) {
       char b[64];
       std::snprintf(b, sizeof b, "%d / %d%s%s", r->m0[0], r->shift[0], r->m0.size() > 1 ? " (per ch)" : "",
