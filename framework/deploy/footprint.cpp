@@ -1,6 +1,8 @@
 #include "deploy/footprint.h"
 
 #include <algorithm>
+#include <set>
+#include <vector>
 
 #include "deploy/planner.h"
 
@@ -9,6 +11,14 @@ namespace lowbit::deploy {
 namespace {
 
 int64_t align4(int64_t bytes) { return (bytes + 3) / 4 * 4; }
+
+std::vector<size_t> readers_of(const intnet::Network& net, int v) {
+  std::vector<size_t> r;
+  for (size_t k = 0; k < net.nodes.size(); ++k)
+    for (int i : net.nodes[k].inputs)
+      if (i == v) r.push_back(k);
+  return r;
+}
 
 }  // namespace
 
@@ -47,14 +57,23 @@ Footprint exact_footprint(const intnet::Network& net) {
     }
     l.ram_bytes = align4(packed_bytes(in.numel(), intnet::storage_bits(l.in_bits))) + align4(packed_bytes(acc.numel(), l.out_bits));
     // Values alive across this layer because a later node reads them (residual shortcuts).
+    // Values written before this layer and read after it (residual shortcuts). An accumulator
+    // whose only reader is its requantization (or threshold) is stored as that node's output: the
+    // exporters run the pair as one step, so the int32 never takes memory.
+    std::set<int> live;
     for (size_t j = 0; j < k; ++j) {
-      const int v = net.nodes[j].output;
-      if (v == n.inputs.at(0)) continue;
-      bool read_later = false;
-      for (size_t r = k + 1; r < net.nodes.size() && !read_later; ++r)
-        for (int i : net.nodes[r].inputs) read_later = read_later || i == v;
-      if (read_later) l.ram_bytes += align4(packed_bytes(net.value(v).numel(), intnet::storage_bits(net.value(v).bits)));
+      int v = net.nodes[j].output;
+      const intnet::OpKind op = net.nodes[j].op;
+      if (op == intnet::OpKind::conv2d || op == intnet::OpKind::matmul || op == intnet::OpKind::add) {
+        const std::vector<size_t> r = readers_of(net, v);
+        if (r.size() == 1 && (net.nodes[r[0]].op == intnet::OpKind::requantize || net.nodes[r[0]].op == intnet::OpKind::threshold))
+          v = net.nodes[r[0]].output;
+      }
+      if (v == n.inputs.at(0) || (rq && v == rq->output)) continue;
+      for (size_t r : readers_of(net, v))
+        if (r > k) live.insert(v);
     }
+    for (int v : live) l.ram_bytes += align4(packed_bytes(net.value(v).numel(), intnet::storage_bits(net.value(v).bits)));
     f.flash_bytes += l.weight_bytes + l.param_bytes;
     if (l.ram_bytes > f.ram_bytes) {
       f.ram_bytes = l.ram_bytes;
