@@ -188,7 +188,9 @@ LayerCost layer_cost(const Network& net, const Bits& bits, size_t i, const PlanO
   LayerCost c;
   if (opt.accounting == Accounting::paper) {
     c.weight_bits = l.weights * wb;
-    c.param_bits = 8 * paper_param_bytes(l.channels, last, wb, ob, opt.scaling);
+    // The method's first flash check counts the parameters as folded: all weights are still 8 bits
+    // there, and it does not re-evaluate the folding after an activation cut (docs/mixed-precision.md).
+    c.param_bits = 8 * paper_param_bytes(l.channels, last, wb, opt.paper_first_check ? 8 : ob, opt.scaling);
     c.ram_bits = l.in_elems * ib + l.out_elems * ob;
   } else {
     c.weight_bits = 8 * align4(packed_bytes(l.weights, wb));
@@ -431,9 +433,13 @@ Plan plan(const Network& net, const PlanOptions& opt) {
            " although every layer fits at its floor");
   p.act_cuts = ar.cuts;
 
-  // 2. Weights against flash.
+  // 2. Weights against flash. In `paper` accounting with per-layer scales the first check counts
+  // every layer as folded, as the method's code does; a layer made ICN by an activation cut is
+  // counted as such from the first weight cut on, and not at all when no weight cut is needed.
   p.min_flash = ceil_div8(min_flash_bits(net, p.bits, opt));
-  int64_t fb = flash_bits(net, p.bits, opt);
+  PlanOptions first = opt;
+  first.paper_first_check = opt.accounting == Accounting::paper && opt.scaling == Scaling::per_layer;
+  int64_t fb = flash_bits(net, p.bits, first);
   while (fb > 8 * opt.flash_limit) {
     const int c = next_weight_cut(net, p.bits.weight);
     if (c < 0) break;
@@ -455,7 +461,7 @@ Plan plan(const Network& net, const PlanOptions& opt) {
     lp.weight_bits = p.bits.weight[i];
     lp.in_bits = p.bits.act[net.layers[i].in_tensor];
     lp.out_bits = p.bits.act[net.layers[i].out_tensor];
-    lp.cost = layer_cost(net, p.bits, i, opt);
+    lp.cost = layer_cost(net, p.bits, i, p.weight_cuts == 0 ? first : opt);
     wbits += lp.cost.weight_bits;
     if (lp.cost.ram_bits > (p.ram_peak_layer < 0 ? -1 : p.layers[p.ram_peak_layer].cost.ram_bits))
       p.ram_peak_layer = static_cast<int>(i);

@@ -81,6 +81,9 @@ struct PlanOptions {
   int64_t ram_limit = 0;       // bytes, > 0
   Scaling scaling = Scaling::per_layer;
   Accounting accounting = Accounting::exact;
+  // paper + per_layer only: count every layer's parameters as folded (4n + 20), as the method's
+  // code does in its first flash check, before any weight cut (set by plan(), not by users).
+  bool paper_first_check = false;
 };
 
 // Bit widths: one per layer for weights, one per activation tensor.

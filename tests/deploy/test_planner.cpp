@@ -458,6 +458,32 @@ TEST(PlannerMobileNet, PaperSettingWidth075) {
   EXPECT_LE(p.flash_bytes, 2048000);
 }
 
+// MobileNetV1 0.5/224 at 2,048,000 / 512,000 B, paper accounting: one activation cut (conv_pw_1's
+// output -> 4 bits) makes conv_pw_1 an ICN layer (9n + 12 B instead of 4n + 20, n = 32: +152 B), but
+// the method's code counts every layer as folded in its first flash check and, needing no weight
+// cut, never re-evaluates: its total is 1,346,096 B, not 1,346,248. At --flash 1,346,100 it cuts
+// nothing (counting ICN would cut fc to 4 bits).
+TEST(PlannerMobileNet, PaperFirstFlashCheckCountsEveryLayerFolded) {
+  Network net = mobilenet(0.5);
+  Plan p = deploy::plan(net, paper(2048000, 512000));
+  ASSERT_TRUE(p.ok) << p.message;
+  EXPECT_EQ(p.act_cuts, 1);
+  EXPECT_EQ(p.weight_cuts, 0);
+  EXPECT_EQ(p.flash_bytes, 1346096);
+  Plan q = deploy::plan(net, paper(1346100, 512000));
+  ASSERT_TRUE(q.ok) << q.message;
+  EXPECT_EQ(q.weight_cuts, 0);
+  EXPECT_EQ(q.layers.back().weight_bits, 8);
+  // Below it a weight cut happens, and from then on conv_pw_1 counts as ICN.
+  Plan r = deploy::plan(net, paper(1346000, 512000));
+  ASSERT_TRUE(r.ok) << r.message;
+  EXPECT_GE(r.weight_cuts, 1);
+  size_t pw1 = 0;
+  while (net.layers[pw1].name != "conv_pw_1") ++pw1;
+  EXPECT_EQ(r.layers[pw1].cost.param_bits, 8 * (9 * 32 + 12));
+  EXPECT_EQ(p.layers[pw1].cost.param_bits, 8 * (4 * 32 + 20));
+}
+
 // RAM 100,000 B for MobileNetV1 224/1.0 cannot be met: the worst layer is conv_pw_1, whose floor is
 // (401,408 + 802,816) * 2 bits / 8 = 301,056 B: 201,056 B short. It must end at once.
 TEST(PlannerMobileNet, InfeasibleRamEndsQuickly) {
