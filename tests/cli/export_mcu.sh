@@ -94,21 +94,7 @@ check_network tfc configs/tfc_fmnist_w1a1.yaml tflm
 # Batch norm kept as per-channel multipliers (ICN): its shift rides in a bias with extra
 # fraction bits (acc_shift), which the C applies as the engine does.
 mkdir -p "$T/models"
-cat > "$T/models/icn.yaml" <<'EOF'
-name: icn
-params: {in_channels: 1, input_size: 28, num_classes: 10}
-input: [in_channels, input_size, input_size]
-layers:
-  - {name: conv1, type: conv2d, out_channels: 6, kernel_size: 5, bias: false}
-  - {name: bn1, type: batch_norm2d}
-  - {name: relu1, type: relu}
-  - {name: pool1, type: max_pool2d, kernel_size: 2}
-  - {name: conv2, type: conv2d, out_channels: 8, kernel_size: 3, padding: 1, bias: false}
-  - {name: bn2, type: batch_norm2d}
-  - {name: relu2, type: relu}
-  - {name: flatten, type: flatten}
-  - {name: fc, type: linear, out_features: num_classes}
-EOF
+cp tests/cli/models/icn.yaml "$T/models/icn.yaml"
 check_network icn "configs/lenet5_fmnist_w4a4.yaml model.path=$T/models/icn.yaml" single
 expect icn_acc_shift 0 "^conv1 +conv2d .* <<[0-9]+ " "^conv2 +conv2d .* <<[0-9]+ " -- inspect "$T/icn" --integer
 
@@ -129,16 +115,7 @@ ok=1; [ ! -e "$T/new" ] && ! ls -d "$T"/new.* 2>/dev/null || { echo "FAIL someth
 expect missing_run 1 "nothere" -- export mcu "$T/nothere" -o "$T/new"
 # A run whose integer network cannot be built: the layer, why, and the fix; nothing written.
 mkdir -p "$T/models"
-cat > "$T/models/sig.yaml" <<'EOF'
-name: sig
-params: {in_channels: 1, input_size: 28, num_classes: 10}
-input: [in_channels, input_size, input_size]
-layers:
-  - {name: flatten, type: flatten}
-  - {name: fc1, type: linear, out_features: 32}
-  - {name: s, type: sigmoid}
-  - {name: fc2, type: linear, out_features: num_classes}
-EOF
+cp tests/cli/models/sig.yaml "$T/models/sig.yaml"
 expect train_sigmoid 0 "test_acc=" -- train configs/lenet5_fmnist_w4a4.yaml model.path="$T/models/sig.yaml" --out "$T/sig" "${SMALL[@]}"
 expect not_lowerable 1 "cannot lower sig to integers: layer s \(quant_sigmoid\): a sigmoid of an accumulator has no integer form\. Fix: " -- \
   export mcu "$T/sig" -o "$T/new"

@@ -80,16 +80,7 @@ expect verify_bad_override 2 "unexpected argument 'extra'" -- verify "$RUN" extr
 
 # A layer without an integer form: sigmoid on an accumulator (the recipe quantizes its output).
 mkdir -p "$T/models"
-cat > "$T/models/sig.yaml" <<'EOF'
-name: sig
-params: {in_channels: 1, input_size: 28, num_classes: 10}
-input: [in_channels, input_size, input_size]
-layers:
-  - {name: flatten, type: flatten}
-  - {name: fc1, type: linear, out_features: 32}
-  - {name: s, type: sigmoid}
-  - {name: fc2, type: linear, out_features: num_classes}
-EOF
+cp tests/cli/models/sig.yaml "$T/models/sig.yaml"
 SIG="$T/sig"
 expect train_sigmoid 0 "test_acc=" -- train configs/lenet5_fmnist_w4a4.yaml model.path="$T/models/sig.yaml" --out "$SIG" "${SMALL[@]}"
 expect verify_sigmoid_refused 1 "cannot lower sig to integers: layer s \(quant_sigmoid\): a sigmoid of an accumulator has no integer form\. Fix: " -- \
