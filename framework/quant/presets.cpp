@@ -21,6 +21,7 @@ QuantizerConfig weight_base(const char* name) {
   c.stat = ScaleStat::max_abs;
   c.ste_clamp = true;
   c.channel_axis = 0;
+  c.runtime_stats = false;  // Brevitas' weight scaling (parameter_from_stats: the value is set by its call)
   return c;
 }
 

@@ -88,7 +88,9 @@ QuantWeightLayer::QuantWeightLayer(std::shared_ptr<nn::Module> float_layer, cons
   if (bias_.defined()) register_existing_parameter("bias", bias_);
   const int64_t out_channels = weight_.size(0);
   LB_CHECK(!weight_quant.external_scale, weight_quant.name, ": an external (input x weight) scale is for biases, not weights");
-  wq_ = std::make_shared<Quantizer>(weight_quant, out_channels);
+  QuantizerConfig wcfg = weight_quant;
+  wcfg.runtime_stats = false;  // Brevitas' weight scaling: the value is set by the collecting call itself
+  wq_ = std::make_shared<Quantizer>(wcfg, out_channels);
   register_module("weight_quant", wq_);
   if (bias_quant) {
     bias_cfg_ = *bias_quant;
@@ -338,6 +340,7 @@ QuantScaleBias::QuantScaleBias(int64_t channels, const std::optional<QuantizerCo
   if (weight_quant) {
     QuantizerConfig wc = *weight_quant;
     wc.channel_axis = 0;
+    wc.runtime_stats = false;  // weights (see QuantWeightLayer)
     wq_ = std::make_shared<Quantizer>(wc, channels);
     register_module("weight_quant", wq_);
   }

@@ -221,18 +221,24 @@ Variable Quantizer::scale_for(const Variable& x, Tensor& zero_point, const Range
     }
     case ScaleImpl::parameter_from_stats: {
       int32_t& n = counter_->data<int32_t>()[0];
-      if (n < cfg_.collect_steps) {
-        if (!collecting()) {  // eval before collection finished: the buffer (or this batch when empty)
+      if (n < handed_over_count()) {
+        if (!collecting()) {  // eval before the hand-over: the buffer (or this batch when empty)
           Tensor b = n > 0 ? stat_buffer_->clone() : batch_stat(x.data());
           return to_scale(Variable(floored(b)), false, r);
         }
-        // This batch's statistic with its gradient: Brevitas' collection phase is
-        // differentiable, which keeps outlier activations (and so the scale) from growing.
-        Variable st = stat_of(x);
-        update_buffer(st.data(), n);
+        if (n < cfg_.collect_steps) {
+          // This batch's statistic with its gradient: Brevitas' collection phase is
+          // differentiable, which keeps outlier activations (and so the scale) from growing.
+          Variable st = stat_of(x);
+          update_buffer(st.data(), n);
+          ++n;
+          if (!cfg_.runtime_stats && n == cfg_.collect_steps) set_value_from_stat(*stat_buffer_, r);
+          return to_scale(st, false, r);
+        }
+        // Runtime statistics: the hand-over at the start of call collect_steps + 1, which already
+        // uses the learned value (Brevitas' counter ends at collect_steps + 1).
+        set_value_from_stat(*stat_buffer_, r);
         ++n;
-        if (n == cfg_.collect_steps) set_value_from_stat(*stat_buffer_, r);  // hand over to the learned parameter
-        return to_scale(st, false, r);
       }
       [[fallthrough]];
     }
@@ -264,7 +270,7 @@ bool Quantizer::scale_from_data() const {
   switch (cfg_.scale_impl) {
     case ScaleImpl::parameter:
     case ScaleImpl::constant: return false;
-    case ScaleImpl::parameter_from_stats: return counter_->data<int32_t>()[0] < cfg_.collect_steps;
+    case ScaleImpl::parameter_from_stats: return counter_->data<int32_t>()[0] < handed_over_count();
     default: return true;  // stats, running_stats
   }
 }
@@ -424,9 +430,9 @@ void Quantizer::finish_calibration() {
   calibrating_ = false;
   if (cfg_.scale_impl != ScaleImpl::parameter_from_stats || !counter_) return;
   int32_t& n = counter_->data<int32_t>()[0];
-  if (n == 0 || n >= cfg_.collect_steps) return;
+  if (n == 0 || n >= handed_over_count()) return;
   set_value_from_stat(*stat_buffer_, range());
-  n = cfg_.collect_steps;
+  n = handed_over_count();
 }
 
 void Quantizer::reset_from(const Tensor& x) {
@@ -439,7 +445,7 @@ void Quantizer::reset_from(const Tensor& x) {
   if (stat_buffer_) {
     stat_buffer_->copy_from(st);
     int32_t& n = counter_->data<int32_t>()[0];
-    n = cfg_.scale_impl == ScaleImpl::parameter_from_stats ? cfg_.collect_steps : std::max(n, 1);
+    n = cfg_.scale_impl == ScaleImpl::parameter_from_stats ? handed_over_count() : std::max(n, 1);
   }
   if (value_.defined()) set_value_from_stat(st, range());
 }

@@ -41,6 +41,11 @@ struct QuantizerConfig {
   bool ste_clamp = false;        // the clamp passes gradient to x (Brevitas weights)
   double scale_init = 1.0;       // parameter/constant: the threshold value (scale * T); lsq: the scale
   int collect_steps = 300;       // parameter_from_stats
+  // parameter_from_stats, Brevitas' two classes: true (activations, ParameterFromRuntimeStats-
+  // Scaling): calls 1..collect_steps collect; the buffer is handed to the learned value at the start
+  // of call collect_steps + 1, which leaves collect_count at collect_steps + 1. false (weights, set
+  // by QuantWeightLayer): the value is set by call collect_steps itself (count collect_steps).
+  bool runtime_stats = true;
   double momentum = 0.1;         // running statistics
   bool lsq = false;              // the parameter is the scale itself (LSQ)
   bool lsq_grad_scale = false;   // LSQ's gradient factor 1/sqrt(numel * qmax)
@@ -165,6 +170,8 @@ class Quantizer : public nn::Module {
   bool scale_from_data() const;
   void check_scale(const Variable& s) const;
   bool collecting() const { return training_ || calibrating_; }
+  // parameter_from_stats: collect_count once the learned value has taken over.
+  int32_t handed_over_count() const { return cfg_.collect_steps + (cfg_.runtime_stats ? 1 : 0); }
   QuantizerConfig cfg_;
   int axis_;
   double threshold_;

@@ -343,7 +343,8 @@ TEST(QuantGrad, LearnedActivationScale) {
     else cfg.scale_impl = q::ScaleImpl::parameter;
     q::Quantizer quant(cfg);
     quant.train();
-    for (int k = 0; k < c.collect; ++k) {  // collection: the parameter is set from the statistics
+    // Collection, then the hand-over call (collect_steps + 1): the parameter is set from the statistics.
+    for (int k = 0; k < (c.collect > 0 ? c.collect + 1 : 0); ++k) {
       Tensor xs = Tensor::empty({64});
       for (int64_t i = 0; i < xs.numel(); ++i) xs.f32()[i] = rng.normal();
       quant.forward(Variable(xs));

@@ -171,10 +171,19 @@ TEST(Presets, Int8ActPerTensorFloatCollectionAndHandOver) {
       expect_scale(m, {buf[k] / 128.f}, what + ", eval");
     }
   }
-  EXPECT_EQ(value.data().f32()[0], buf[2]) << "hand-over: the learned value is the buffer";
+  // Brevitas' state after collect_steps calls: collect_count = collect_steps and the value not yet
+  // handed over (eval reads the buffer). The hand-over happens at the start of the next training
+  // call, which already uses the value and leaves collect_count at collect_steps + 1.
+  EXPECT_NE(value.data().f32()[0], buf[2]) << "no hand-over before the next training call";
+  EXPECT_EQ(buffer(m, "collect_count")->data<int32_t>()[0], 3);
+  m.eval();
+  m.forward(Variable(tensor(sh, b[3])));
+  expect_scale(m, {buf[2] / 128.f}, "eval after the collection, before the hand-over");
   // Learned phase: s = |value| / 128, the parameter trains.
   m.train();
   Variable y = m.forward(Variable(tensor(sh, b[3])));
+  EXPECT_EQ(value.data().f32()[0], buf[2]) << "hand-over: the learned value is the buffer";
+  EXPECT_EQ(buffer(m, "collect_count")->data<int32_t>()[0], 4) << "Brevitas' count after the hand-over";
   const float s = 0x1.22d0e4p-6f;  // 2.272 / 128 = 0.01775
   expect_scale(m, {s}, "learned phase");
   expect_grid(y.data(), {s}, {34, -128, 127, 1, -17, 107, 124, -62}, "learned phase");
@@ -214,6 +223,7 @@ TEST(Presets, BrevitasPercentileStatistic) {
     m.forward(Variable(x));
     const float stat = side == 224 ? 4.0f : 5.0f;
     expect_scale(m, {stat / 128.f}, "percentile, N = " + std::to_string(side * side));
+    m.forward(Variable(x));  // the hand-over (call collect_steps + 1)
     EXPECT_EQ(param(m, "value").data().f32()[0], stat);
   }
   // percentile: 90 on 10 values: k = floor(9 + 0.5) = 9, the 9th smallest |x|.
@@ -233,6 +243,7 @@ TEST(Presets, Uint8ActPerTensorFloat) {
   const float s = 0x1.278df4p-7f;  // 2.3 / 255 = 0.009019608
   expect_scale(m, {s}, "Uint8ActPerTensorFloat");
   expect_grid(y, {s}, {55, 0, 33, 255, 0, 0, 122, 254}, "Uint8ActPerTensorFloat");
+  m.forward(Variable(tensor({8}, {0.5f, -1.7f, 0.3f, 2.3f, -0.9f, 0.0f, 1.1f, 2.29f})));  // the hand-over
   EXPECT_EQ(param(m, "value").data().f32()[0], 2.3f);
 }
 
@@ -348,13 +359,14 @@ TEST(Presets, LsqPresets) {
   {
     q::Quantizer m(q::preset("Uint8ActLSQ"));
     m.forward(Variable(tensor({8}, x)));
+    m.forward(Variable(tensor({8}, x)));  // the hand-over (call collect_steps + 1)
     EXPECT_EQ(param(m, "value").data().f32()[0], 0x1.278df4p-7f);  // 2.3 / 255
   }
   {
     q::Quantizer m(q::preset("Int8ActLSQ"));
     m.forward(Variable(tensor({8}, x)));
+    Tensor y = m.forward(Variable(tensor({8}, x))).data();  // the hand-over call uses the value
     EXPECT_EQ(param(m, "value").data().f32()[0], 0x1.266666p-6f);  // 2.3 / 128
-    Tensor y = m.forward(Variable(tensor({8}, x))).data();
     expect_grid(y, {0x1.266666p-6f}, {28, -95, 17, 127, -50, 0, 61, -11}, "Int8ActLSQ learned");
   }
 }
