@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "io/h5_file.h"
 #include "io/yaml_util.h"
+#include "quant/quantizer.h"
 
 namespace lowbit::persist {
 
@@ -94,14 +95,28 @@ CheckpointParts read_checkpoint_info(const std::string& path) {
   return c;
 }
 
-void load_model_state(const std::string& path, nn::Module& model) {
+void load_model_state(const std::string& path, nn::Module& model, bool quantizers_may_be_missing,
+                      std::vector<std::string>* left_fresh) {
   H5Reader r(path);
   check_format(r);
   const std::vector<std::string> stored = names_under(r, "model");
   std::set<std::string> stored_set(stored.begin(), stored.end());
   std::vector<std::pair<Tensor*, Tensor>> loaded;
   std::set<std::string> used;
+  std::vector<std::string> quantizer_paths;
+  if (quantizers_may_be_missing)
+    for (const auto& [qpath, q] : quant::quantizers_of(model)) quantizer_paths.push_back(qpath + ".");
+  auto of_a_quantizer = [&](const std::string& name) {
+    for (const std::string& q : quantizer_paths)
+      if (name.rfind(q, 0) == 0) return true;
+    return false;
+  };
+  std::vector<std::string> fresh;
   auto load_one = [&](const std::string& name, Tensor& dst) {
+    if (!stored_set.count(name) && of_a_quantizer(name)) {
+      fresh.push_back(name);
+      return;
+    }
     if (!stored_set.count(name))
       LB_FAIL(path, ": the model has '", name, "' ", dst.shape().str(), " but the checkpoint does not (closest: ",
               stored.empty() ? std::string("none") : closest_names(name, stored), ")");
@@ -125,6 +140,7 @@ void load_model_state(const std::string& path, nn::Module& model) {
             extra.size() > 5 ? ", ..." : "", " (is it from a different model config?)");
   }
   for (auto& [dst, t] : loaded) dst->copy_from(t);  // all checks passed: now change the model
+  if (left_fresh) left_fresh->insert(left_fresh->end(), fresh.begin(), fresh.end());
 }
 
 void load_training_state(const std::string& path, nn::Module& model, optim::Optimizer& opt,

@@ -49,8 +49,12 @@ CheckpointParts read_checkpoint_info(const std::string& path);
 
 // Loads parameters and buffers into `model`: every model tensor must be present with the same
 // shape; extra tensors in the file are an error (names listed, with the closest matches).
-// Nothing in `model` changes when an error is raised.
-void load_model_state(const std::string& path, nn::Module& model);
+// Nothing in `model` changes when an error is raised. With `quantizers_may_be_missing` (--init
+// of a quantization-aware run from a float checkpoint), tensors of the model's quantizers that the
+// file lacks keep their initial values (the quantizers start fresh) and their names are appended
+// to `left_fresh`.
+void load_model_state(const std::string& path, nn::Module& model, bool quantizers_may_be_missing = false,
+                      std::vector<std::string>* left_fresh = nullptr);
 // Loads optimizer, schedule and module random streams (for resume).
 void load_training_state(const std::string& path, nn::Module& model, optim::Optimizer& opt,
                          optim::LrSchedule& schedule);

@@ -201,7 +201,13 @@ TrainResult run_training(const config::RunConfig& cfg, const TrainOptions& opt) 
   std::vector<EpochMetrics> history;
   LB_CHECK(opt.resume.empty() || opt.init_weights.empty(),
            "--init starts a fresh run from a checkpoint's weights and --resume continues a run: give one of them");
-  if (!opt.init_weights.empty()) persist::load_model_state(opt.init_weights, model);  // weights only
+  if (!opt.init_weights.empty()) {  // weights only; a float checkpoint into a QAT run: fresh quantizers
+    std::vector<std::string> fresh;
+    persist::load_model_state(opt.init_weights, model, true, &fresh);
+    if (!fresh.empty() && !opt.quiet)
+      std::fprintf(stderr, "note: --init: %zu quantizer tensors (%s, ...) are not in %s; the quantizers start fresh "
+                   "and collect their statistics from the data\n", fresh.size(), fresh[0].c_str(), opt.init_weights.c_str());
+  }
   if (!opt.resume.empty()) {
     persist::CheckpointParts parts = persist::read_checkpoint_info(opt.resume);
     persist::load_model_state(opt.resume, model);

@@ -98,5 +98,8 @@ expect reimport_export 0 "summary: 10 matched" -- import "$CFG" --from "$T/exp.h
 # train --init
 expect init_and_resume 2 "only one" -- train "$CFG" --init "$T/x1.h5" --resume "$T/x1.h5"
 expect init_wrong_model 1 "in the checkpoint but" -- train configs/resnet8_fmnist_fp32.yaml --init "$T/x1.h5" -q --out "$T/run"
+# Float weights into a quantization-aware run: the quantizers start fresh, and the note says so.
+expect init_float_into_qat 0 "note: --init: 15 quantizer tensors \(input_quant\.act_quant\.value, \.\.\.\) are not in .*x1\.h5; the quantizers start fresh" -- \
+  train configs/lenet5_fmnist_w4a4.yaml --init "$T/x1.h5" --out "$T/qat" data.train_limit=256 data.test_limit=100 train.epochs=1
 
 finish
