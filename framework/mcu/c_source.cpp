@@ -83,7 +83,9 @@ class Writer {
     for (int32_t b : bias) max_bias = std::max<int64_t>(max_bias, b < 0 ? -static_cast<int64_t>(b) : b);
     return (dot_bound + 1 + max_bias) * (int64_t{1} << (8 - w.bits)) <= INT32_MAX;
   }
-  void emit_requant_params(int s, const intnet::RequantizeAttrs& a, int64_t channels);
+  // The flash arrays of a requantize (m0, shifts and zero points) or threshold (thresholds, and the
+  // descending flags when any channel counts downwards) node run by step s.
+  void emit_post_params(int s, const intnet::Node& post);
   void emit_step(int s, const std::vector<float>& pixel_values);
   std::string rq_call(const std::string& x, const std::string& m0, const std::string& shift) const;
 
@@ -161,18 +163,31 @@ void Writer::emit_weights(int s, const intnet::WeightTensor& w) {
   code_ << "#define W_" << id << "(i) " << ld << "\n";
 }
 
-void Writer::emit_requant_params(int s, const intnet::RequantizeAttrs& a, int64_t channels) {
+void Writer::emit_post_params(int s, const intnet::Node& post) {
   const std::string id = std::to_string(s);
-  const int64_t g = static_cast<int64_t>(a.m0.size());
-  emit_array(params_, "int32_t", "lb_m0_" + id, a.m0);
-  // shift (g), weight zero point (g, symmetric: 0), input and output zero points, zero padding
-  std::vector<int32_t> q(static_cast<size_t>(align4(2 * g + 2)), 0);
-  for (int64_t c = 0; c < g; ++c) q[static_cast<size_t>(c)] = a.shift[static_cast<size_t>(c)];
-  q[static_cast<size_t>(2 * g)] = static_cast<int8_t>(a.input_zero_point);
-  q[static_cast<size_t>(2 * g + 1)] = static_cast<int8_t>(a.output_zero_point);
-  emit_array(params_, "int8_t", "lb_q_" + id, q);
-  bytes_[static_cast<size_t>(s)].params += 4 * g + static_cast<int64_t>(q.size());
-  (void)channels;
+  if (const auto* a = std::get_if<intnet::RequantizeAttrs>(&post.attrs)) {
+    const int64_t g = static_cast<int64_t>(a->m0.size());
+    emit_array(params_, "int32_t", "lb_m0_" + id, a->m0);
+    // shift (g), weight zero point (g, symmetric: 0), input and output zero points, zero padding
+    std::vector<int32_t> q(static_cast<size_t>(align4(2 * g + 2)), 0);
+    for (int64_t c = 0; c < g; ++c) q[static_cast<size_t>(c)] = a->shift[static_cast<size_t>(c)];
+    q[static_cast<size_t>(2 * g)] = static_cast<int8_t>(a->input_zero_point);
+    q[static_cast<size_t>(2 * g + 1)] = static_cast<int8_t>(a->output_zero_point);
+    emit_array(params_, "int8_t", "lb_q_" + id, q);
+    bytes_[static_cast<size_t>(s)].params += 4 * g + static_cast<int64_t>(q.size());
+  }
+  if (const auto* t = std::get_if<intnet::ThresholdAttrs>(&post.attrs)) {
+    for (int64_t v : t->thresholds)
+      LB_CHECK(v >= INT32_MIN && v <= INT32_MAX, "mcu export: threshold ", v, " of ", post.name, " beyond int32");
+    emit_array(params_, "int32_t", "lb_t_" + id, t->thresholds);
+    bytes_[static_cast<size_t>(s)].params += 4 * static_cast<int64_t>(t->thresholds.size());
+    if (std::any_of(t->descending.begin(), t->descending.end(), [](uint8_t d) { return d != 0; })) {
+      std::vector<uint8_t> d = t->descending;
+      d.resize(static_cast<size_t>(align4(static_cast<int64_t>(d.size()))), 0);
+      emit_array(params_, "uint8_t", "lb_d_" + id, d);
+      bytes_[static_cast<size_t>(s)].params += static_cast<int64_t>(d.size());
+    }
+  }
 }
 
 std::string Writer::post_code(int s, const Step& st, const std::string& c, const std::string& idx,
@@ -209,23 +224,7 @@ void Writer::emit_step(int s, const std::vector<float>& pixel_values) {
   const intnet::Value& out = net_.value(st.output);
   const std::string id = std::to_string(s), o = std::to_string(st.output);
   auto in_id = [&](size_t k) { return std::to_string(st.inputs.at(k)); };
-  if (st.post >= 0) {
-    const intnet::Node& post = net_.nodes[static_cast<size_t>(st.post)];
-    if (const auto* r = std::get_if<intnet::RequantizeAttrs>(&post.attrs)) emit_requant_params(s, *r, 0);
-    if (const auto* t = std::get_if<intnet::ThresholdAttrs>(&post.attrs)) {
-      std::vector<int64_t> th = t->thresholds;
-      for (int64_t v : th)
-        LB_CHECK(v >= INT32_MIN && v <= INT32_MAX, "mcu export: threshold ", v, " of ", post.name, " beyond int32");
-      emit_array(params_, "int32_t", "lb_t_" + id, th);
-      bytes_[static_cast<size_t>(s)].params += 4 * static_cast<int64_t>(th.size());
-      if (std::any_of(t->descending.begin(), t->descending.end(), [](uint8_t d) { return d != 0; })) {
-        std::vector<uint8_t> d = t->descending;
-        d.resize(static_cast<size_t>(align4(static_cast<int64_t>(d.size()))), 0);
-        emit_array(params_, "uint8_t", "lb_d_" + id, d);
-        bytes_[static_cast<size_t>(s)].params += static_cast<int64_t>(d.size());
-      }
-    }
-  }
+  if (st.post >= 0) emit_post_params(s, net_.nodes[static_cast<size_t>(st.post)]);
   code_ << "\n/* step " << s << ": " << step_kind_name(st.kind) << " " << st.name << (st.in_place ? " (in place)" : "")
         << " */\n";
   switch (st.kind) {
@@ -351,17 +350,7 @@ void Writer::emit_step(int s, const std::vector<float>& pixel_values) {
       Step as_post = st;
       if (st.kind == StepKind::requantize || st.kind == StepKind::threshold) {
         as_post.post = st.node;  // the element itself is the "accumulator"
-        if (const auto* r = std::get_if<intnet::RequantizeAttrs>(&node.attrs)) emit_requant_params(s, *r, channels);
-        if (const auto* t = std::get_if<intnet::ThresholdAttrs>(&node.attrs)) {
-          emit_array(params_, "int32_t", "lb_t_" + id, t->thresholds);
-          bytes_[static_cast<size_t>(s)].params += 4 * static_cast<int64_t>(t->thresholds.size());
-          if (std::any_of(t->descending.begin(), t->descending.end(), [](uint8_t d) { return d != 0; })) {
-            std::vector<uint8_t> d = t->descending;
-            d.resize(static_cast<size_t>(align4(static_cast<int64_t>(d.size()))), 0);
-            emit_array(params_, "uint8_t", "lb_d_" + id, d);
-            bytes_[static_cast<size_t>(s)].params += static_cast<int64_t>(d.size());
-          }
-        }
+        emit_post_params(s, node);
       }
       code_ << "static void lb_step_" << id << "(uint8_t *a) {\n  int32_t i;\n  for (i = 0; i < " << n << "; ++i) {\n"
             << "    const int32_t c = i / " << inner << ";\n    int32_t acc = 0;\n    (void)c;\n";

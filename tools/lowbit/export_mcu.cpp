@@ -93,9 +93,10 @@ mcu::Measurements measure(const std::string& dir, const std::string& name, const
     std::istringstream su(read_file(dir + "/" + name + ".su"));
     std::string line;
     int64_t outer = 0, deepest = 0;
+    const std::regex frame(":([A-Za-z0-9_]+)\\s+(\\d+)\\s");
     while (std::getline(su, line)) {
       std::smatch mt;
-      if (!std::regex_search(line, mt, std::regex(":([A-Za-z0-9_]+)\\s+(\\d+)\\s"))) continue;
+      if (!std::regex_search(line, mt, frame)) continue;
       const int64_t b = std::stoll(mt[2]);
       if (mt[1].str().rfind("lb_step_", 0) == 0)
         deepest = std::max(deepest, b);
@@ -109,11 +110,12 @@ mcu::Measurements measure(const std::string& dir, const std::string& name, const
   std::istringstream q(read_file(qlog));
   std::string line;
   std::smatch mt;
+  const std::regex step_line("^step (\\d+) .* instructions=(\\d+)"), total("instructions_per_inference=(\\d+)"),
+      stack("^stack_bytes_measured=(\\d+)");
   while (std::getline(q, line)) {
-    if (std::regex_search(line, mt, std::regex("^step (\\d+) .* instructions=(\\d+)")))
-      m.step_instructions.push_back(std::stoll(mt[2]));
-    if (std::regex_search(line, mt, std::regex("instructions_per_inference=(\\d+)"))) m.instructions = std::stoll(mt[1]);
-    if (std::regex_search(line, mt, std::regex("^stack_bytes_measured=(\\d+)"))) m.stack_measured = std::stoll(mt[1]);
+    if (std::regex_search(line, mt, step_line)) m.step_instructions.push_back(std::stoll(mt[2]));
+    if (std::regex_search(line, mt, total)) m.instructions = std::stoll(mt[1]);
+    if (std::regex_search(line, mt, stack)) m.stack_measured = std::stoll(mt[1]);
   }
   LB_CHECK(m.instructions > 0 && m.step_instructions.size() == s.plan.steps.size(), "the QEMU run printed no summary: see its qemu.txt");
   return m;

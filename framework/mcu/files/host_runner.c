@@ -13,6 +13,7 @@
 #include <zlib.h>
 
 #include "@NAME@.h"
+#include "lowbit_rt.h"
 
 static unsigned long be32(const unsigned char *p) {
   return ((unsigned long)p[0] << 24) | ((unsigned long)p[1] << 16) | ((unsigned long)p[2] << 8) | (unsigned long)p[3];
@@ -50,35 +51,21 @@ static unsigned char *read_idx(const char *path, unsigned long *count, unsigned 
 
 static FILE *lb_dump_files[@UNAME@_STEPS];
 
-/* Element i of a step's output in the arena, as an integer. */
-static long decode(const unsigned char *p, unsigned long i, int bits, int encoding) {
-  long v;
-  if (bits == 32) {
-    unsigned long u = (unsigned long)p[4 * i] | ((unsigned long)p[4 * i + 1] << 8) | ((unsigned long)p[4 * i + 2] << 16) |
-                      ((unsigned long)p[4 * i + 3] << 24);
-    return u >= 0x80000000ul ? (long)(u - 0x80000000ul) - 0x7fffffffL - 1 : (long)u;
-  }
-  if (bits == 16) {
-    v = (long)p[2 * i] | ((long)p[2 * i + 1] << 8);
-    return v >= 32768 ? v - 65536 : v;
-  }
-  {
-    const unsigned long bit = i * (unsigned long)bits, s = bit & 7u;
-    unsigned long w = p[bit >> 3];
-    if (s + (unsigned long)bits > 8u) w |= (unsigned long)p[(bit >> 3) + 1] << 8;
-    v = (long)((w >> s) & ((1ul << bits) - 1ul));
-  }
-  if (encoding == 2) return 2 * v - 1;
-  if (encoding == 0 && v >= (1L << (bits - 1))) v -= 1L << bits;
-  return v;
+/* Element i of a step's output in the arena, as an integer (the generated code's own loads). */
+static long decode(const uint8_t *p, int32_t i, int bits, int encoding) {
+  if (bits == 32) return (long)lb_ld32(p, i);
+  if (bits == 16) return (long)lb_ld16(p, i);
+  if (bits == 8) return encoding == 1 ? (long)p[i] : (long)lb_sext(p[i], 8);
+  if (encoding == 2) return 2 * (long)lb_field(p, i, bits) - 1;
+  return encoding == 1 ? (long)lb_field(p, i, bits) : (long)lb_sext(lb_field(p, i, bits), bits);
 }
 
 static void dump_step(void *ctx, int step) {
   const @NAME@_step_info *s = &@NAME@_steps[step];
-  const unsigned char *base = (const unsigned char *)((@NAME@_arena_t *)ctx)->words + s->offset;
-  unsigned long i;
+  const uint8_t *base = (const uint8_t *)((@NAME@_arena_t *)ctx)->words + s->offset;
+  uint32_t i;
   for (i = 0; i < s->count; ++i) {
-    const unsigned long u = (unsigned long)decode(base, i, s->bits, s->encoding) & 0xfffffffful;
+    const unsigned long u = (unsigned long)decode(base, (int32_t)i, s->bits, s->encoding) & 0xfffffffful;
     const unsigned char b[4] = {(unsigned char)(u & 0xffu), (unsigned char)((u >> 8) & 0xffu),
                                 (unsigned char)((u >> 16) & 0xffu), (unsigned char)(u >> 24)};
     fwrite(b, 1, 4, lb_dump_files[step]);
